@@ -1,0 +1,154 @@
+"""Numbers that say how close two sounds are, and whether a note has the pitch asked for."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .audio import Audio, to_tensor
+from .dsp.spectral import stft
+from .dsp.synth import hz_to_midi, midi_to_hz
+from .errors import ParameterError
+
+LN2 = math.log(2.0)
+
+
+def _pair(reference, estimate) -> tuple[torch.Tensor, torch.Tensor]:
+    r, _ = to_tensor(reference)
+    e, _ = to_tensor(estimate)
+    n = min(r.shape[-1], e.shape[-1])
+    return r[..., :n].double(), e[..., :n].double()
+
+
+def snr(reference, estimate) -> float:
+    """Signal-to-noise ratio in dB of ``estimate`` against ``reference`` (higher is better)."""
+    r, e = _pair(reference, estimate)
+    noise = (r - e).pow(2).sum()
+    signal = r.pow(2).sum()
+    if float(noise) == 0.0:
+        return math.inf
+    return float(10 * torch.log10(signal.clamp_min(1e-20) / noise))
+
+
+def segmental_snr(reference, estimate, frame: int = 256, floor_db: float = -10.0,
+                  ceil_db: float = 35.0) -> float:
+    """Mean of per-frame SNRs (dB), each clipped to [floor_db, ceil_db]; frames of silence skipped."""
+    r, e = _pair(reference, estimate)
+    r = r.reshape(-1)
+    e = e.reshape(-1)
+    n = (r.shape[-1] // frame) * frame
+    if n == 0:
+        raise ParameterError(f"the clips are shorter than one frame ({frame} samples)")
+    rf = r[:n].reshape(-1, frame)
+    ef = e[:n].reshape(-1, frame)
+    sig = rf.pow(2).sum(-1)
+    noi = (rf - ef).pow(2).sum(-1)
+    keep = sig > 1e-10
+    if not bool(keep.any()):
+        raise ParameterError("the reference is silent; segmental SNR is undefined")
+    seg = 10 * torch.log10(sig[keep] / noi[keep].clamp_min(1e-20))
+    return float(seg.clamp(floor_db, ceil_db).mean())
+
+
+def spectral_convergence(reference, estimate, n_fft: int = 1024, hop_length: int = 256) -> float:
+    """``|| |S_ref| - |S_est| ||_F / || |S_ref| ||_F`` (0 is a perfect magnitude match)."""
+    r, e = _pair(reference, estimate)
+    mr = stft(r, n_fft, hop_length).abs()
+    me = stft(e, n_fft, hop_length).abs()
+    return float(torch.linalg.vector_norm(mr - me) / torch.linalg.vector_norm(mr).clamp_min(1e-12))
+
+
+def multi_resolution_stft_distance(reference, estimate,
+                                   fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)) -> float:
+    """Mean over FFT sizes of L1 log-magnitude distance plus spectral convergence.
+
+    The multi-scale spectral distance of DDSP / Parallel WaveGAN, as one number (lower is better).
+    """
+    r, e = _pair(reference, estimate)
+    total = 0.0
+    for n_fft in fft_sizes:
+        if r.shape[-1] <= n_fft // 2:
+            continue
+        mr = stft(r, n_fft, n_fft // 4).abs()
+        me = stft(e, n_fft, n_fft // 4).abs()
+        sc = torch.linalg.vector_norm(mr - me) / torch.linalg.vector_norm(mr).clamp_min(1e-12)
+        log_l1 = (torch.log(mr.clamp_min(1e-5)) - torch.log(me.clamp_min(1e-5))).abs().mean()
+        total += float(sc + log_l1)
+    return total / len(fft_sizes)
+
+
+def f0(audio, sample_rate: int | None = None, fmin: float = 40.0, fmax: float = 2000.0,
+       frame_length: int | None = None) -> np.ndarray:
+    """Frame-wise f0 in Hz via ``librosa.pyin`` (NaN where unvoiced), of the first item, mixed to mono.
+
+    Returns
+    -------
+    ndarray ``(frames,)``.
+    """
+    import librosa
+
+    t, sr = to_tensor(audio)
+    sample_rate = sr or sample_rate
+    if sample_rate is None:
+        raise ParameterError("f0 needs a sample_rate for a plain tensor")
+    y = t.reshape(-1, t.shape[-1])[0] if t.dim() > 1 else t
+    if isinstance(audio, Audio) and audio.n_channels > 1:
+        y = audio.samples[0].mean(0)
+    y = y.detach().cpu().double().numpy()
+    frame_length = frame_length or (2048 if sample_rate > 12000 else 1024)
+    if y.shape[-1] < frame_length:
+        y = np.pad(y, (0, frame_length - y.shape[-1]))
+    f, _, _ = librosa.pyin(y, fmin=fmin, fmax=min(fmax, sample_rate / 2 - 1), sr=sample_rate,
+                           frame_length=frame_length)
+    return f
+
+
+def median_f0(audio, sample_rate: int | None = None, **kwargs) -> float:
+    """Median of the voiced pyin f0 frames (NaN if nothing is voiced)."""
+    f = f0(audio, sample_rate, **kwargs)
+    voiced = f[np.isfinite(f)]
+    return float(np.median(voiced)) if voiced.size else math.nan
+
+
+def cents_error(f_hz: float, midi: float) -> float:
+    """Signed distance in cents of ``f_hz`` from MIDI note ``midi`` (NaN in, NaN out)."""
+    if not np.isfinite(f_hz) or f_hz <= 0:
+        return math.nan
+    return 1200.0 * math.log2(f_hz / midi_to_hz(midi))
+
+
+def is_pitched(audio, midi: float, sample_rate: int | None = None, tolerance_cents: float = 50.0) -> bool:
+    """Whether the median pyin f0 lies within ``tolerance_cents`` of MIDI ``midi``."""
+    fmin = max(30.0, midi_to_hz(midi - 12))
+    fmax = midi_to_hz(midi + 12)
+    err = cents_error(median_f0(audio, sample_rate, fmin=fmin, fmax=fmax), midi)
+    return bool(np.isfinite(err) and abs(err) <= tolerance_cents)
+
+
+def pitch_accuracy(audios, midis, sample_rate: int | None = None, tolerance_cents: float = 50.0) -> float:
+    """Share of clips whose median pyin f0 is within ``tolerance_cents`` of the asked MIDI note.
+
+    ``audios`` is an ``Audio`` batch or a list of ``Audio``; ``midis`` one note per item.
+    """
+    if isinstance(audios, Audio):
+        audios = [audios[i] for i in range(audios.batch_size)]
+    midis = list(midis)
+    if len(audios) != len(midis):
+        raise ParameterError(f"got {len(audios)} clips but {len(midis)} pitches; pass one pitch per clip")
+    if not audios:
+        raise ParameterError("pitch_accuracy needs at least one clip")
+    hits = [is_pitched(a, m, sample_rate, tolerance_cents) for a, m in zip(audios, midis)]
+    return float(np.mean(hits))
+
+
+def bits_per_sample(nll_nats: torch.Tensor | float) -> float:
+    """Convert a mean negative log-likelihood per sample from nats to bits."""
+    return float(nll_nats) / LN2
+
+
+__all__ = [
+    "bits_per_sample", "cents_error", "f0", "hz_to_midi", "is_pitched", "median_f0",
+    "multi_resolution_stft_distance", "pitch_accuracy", "segmental_snr", "snr", "spectral_convergence",
+]

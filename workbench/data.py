@@ -71,14 +71,22 @@ def find_soundfont(path: str | os.PathLike | None = None) -> Path:
     Raises
     ------
     MissingDependencyError
-        When none exists, naming the Debian package to install.
+        When ``path`` or ``$WORKBENCH_SOUNDFONT`` names a missing file, or none is found;
+        the message names the Debian package to install.
     """
-    candidates = [path, os.environ.get("WORKBENCH_SOUNDFONT"), *SOUNDFONT_PATHS]
-    for c in candidates:
-        if c and Path(c).is_file():
+    # A path the caller named must exist: never fall back silently to another SoundFont.
+    named = ((path, "soundfont"), (os.environ.get("WORKBENCH_SOUNDFONT"), "$WORKBENCH_SOUNDFONT"))
+    for given, name in named:
+        if given:
+            if Path(given).is_file():
+                return Path(given)
+            raise MissingDependencyError(
+                f"{name}={str(given)!r} does not exist; pass the path of a .sf2 file, or leave it "
+                "unset to use Debian's FluidR3 GM ('apt-get install fluid-soundfont-gm')"
+            )
+    for c in SOUNDFONT_PATHS:
+        if Path(c).is_file():
             return Path(c)
-    if path is not None:
-        raise MissingDependencyError(f"soundfont={str(path)!r} does not exist; pass the path of a .sf2 file")
     raise MissingDependencyError(
         "no General MIDI SoundFont found (looked in $WORKBENCH_SOUNDFONT and "
         f"{', '.join(SOUNDFONT_PATHS)}); install it with 'apt-get install fluid-soundfont-gm' "

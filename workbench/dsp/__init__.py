@@ -29,7 +29,7 @@ from .spectral import (
     unwrapped_phase,
     zero_phase,
 )
-from .synth import adsr_envelope, harmonic_synth, midi_to_hz, hz_to_midi, sine
+from .synth import adsr_envelope, harmonic_synth, hz_to_midi, midi_to_hz, sine
 
 __all__ = [
     "SpectralConfig",

@@ -1,0 +1,191 @@
+"""``workbench list | train | generate | evaluate | app | lab``.
+
+Errors the user can fix print as one line (``error: ...``), not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import WorkbenchError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _overrides(pairs) -> dict:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise WorkbenchError(f"--set {pair!r} must look like key=value, e.g. --set n_layers=8")
+        key, value = pair.split("=", 1)
+        value = _parse_value(value)
+        out[key] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def cmd_list(args) -> int:
+    from .models import has_checkpoint, list_models, model_class
+
+    print(f"{'model':<16}{'family':<16}{'likelihood':<12}checkpoint")
+    for name in list_models():
+        cls = model_class(name)
+        print(f"{name:<16}{cls.family:<16}{cls.likelihood:<12}{'yes' if has_checkpoint(name) else 'no'}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import train
+
+    command = "workbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    train(args.model, data=args.data, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
+          out=args.out, seed=args.seed, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+          resume=args.resume, device=args.device, overrides=_overrides(args.set), command=command,
+          max_minutes=args.max_minutes)
+    print(f"checkpoint written to {args.out}")
+    return 0
+
+
+def _model_from(args):
+    from .models import load_model
+
+    return load_model(args.checkpoint or args.model)
+
+
+def cmd_generate(args) -> int:
+    import time
+
+    model = _model_from(args)
+    names = {s.name for s in model.conditioning}
+    cond = {k: v for k, v in (("pitch", args.pitch), ("instrument", args.instrument),
+                              ("velocity", args.velocity)) if v is not None and k in names}
+    ignored = [k for k, v in (("pitch", args.pitch), ("instrument", args.instrument),
+                              ("velocity", args.velocity)) if v is not None and k not in names]
+    if ignored:
+        print(f"note: {model.name} ignores {', '.join(ignored)}", file=sys.stderr)
+    began = time.perf_counter()
+    progress = None
+    if not args.quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=1, desc=f"generate {model.name}", unit="sample", unit_scale=True)
+
+        def progress(done, total):
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+    audio = model.generate(1, seconds=args.seconds, cond=cond, temperature=args.temperature,
+                           generator=args.seed, progress=progress)
+    took = time.perf_counter() - began
+    audio.save(args.out)
+    print(f"wrote {args.out}: {audio.seconds:.2f} s at {audio.sample_rate} Hz in {took:.2f} s "
+          f"({audio.seconds / took:.2f}x real time)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_checkpoint
+
+    report = evaluate_checkpoint(args.checkpoint or args.model, write_card=args.write_card,
+                                 n_seeds=args.seeds, progress=not args.quiet)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_app(args) -> int:
+    import importlib.util
+
+    path = ROOT / "apps" / "studio.py"
+    if not path.exists():
+        raise WorkbenchError(f"the studio app is missing ({path}); run from a full checkout of the repository")
+    sys.path.insert(0, str(ROOT))
+    spec = importlib.util.spec_from_file_location("apps.studio", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.launch(port=args.port)
+    return 0
+
+
+def cmd_lab(args) -> int:
+    return subprocess.call([sys.executable, "-m", "jupyter", "lab", str(ROOT / "notebooks")])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description="Generative models of raw audio, small enough to learn from.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="registered models and whether they ship a checkpoint").set_defaults(fn=cmd_list)
+
+    t = sub.add_parser("train", help="train a model and write a checkpoint folder")
+    t.add_argument("model")
+    t.add_argument("--data", default="notes", help="notes | soundfont | synth | a folder of audio files")
+    t.add_argument("--preset", default="small")
+    t.add_argument("--steps", type=int, default=1000)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--out", required=True)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--eval-every", type=int, default=250)
+    t.add_argument("--checkpoint-every", type=int, default=500)
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--device", default=None)
+    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--max-minutes", type=float, default=None, help="stop early after this much wall time")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    t.set_defaults(fn=cmd_train)
+
+    g = sub.add_parser("generate", help="generate a sound to a file")
+    g.add_argument("model")
+    g.add_argument("--checkpoint", default=None, help="a checkpoint folder instead of the shipped one")
+    g.add_argument("--pitch", type=int)
+    g.add_argument("--instrument")
+    g.add_argument("--velocity", type=int)
+    g.add_argument("--seconds", type=float, default=1.0)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", default="out.wav")
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(fn=cmd_generate)
+
+    e = sub.add_parser("evaluate", help="measure a checkpoint (pitch accuracy, bits/sample, speed)")
+    e.add_argument("model")
+    e.add_argument("--checkpoint", default=None)
+    e.add_argument("--seeds", type=int, default=1)
+    e.add_argument("--write-card", action="store_true", help="store the metrics in the checkpoint's card.json")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(fn=cmd_evaluate)
+
+    a = sub.add_parser("app", help="launch the Gradio studio on 127.0.0.1")
+    a.add_argument("--port", type=int, default=7860)
+    a.set_defaults(fn=cmd_app)
+
+    sub.add_parser("lab", help="open JupyterLab on notebooks/").set_defaults(fn=cmd_lab)
+    return p
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,397 @@
+"""The model contract every system follows, plus save/load and conditioning checks.
+
+A :class:`GenerativeModel` is an ``nn.Module`` built from a config dataclass. Subclasses set
+``name``, ``family``, ``likelihood``, ``Config`` and ``PRESETS``, and implement ``_generate``
+(and ``encode`` / ``decode`` / ``log_prob`` / ``training_step`` / ``visualise`` as the family
+allows). The public methods here validate arguments once, at the boundary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..audio import Audio, check_audio
+from ..dsp.spectral import make_generator
+from ..errors import CheckpointError, ParameterError, UnsupportedError
+
+FAMILIES = ("autoregressive", "flow", "latent", "adversarial", "diffusion", "dsp", "spectral")
+LIKELIHOODS = ("exact", "bound", "none")
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+MAX_SECONDS = 30.0
+
+
+def note_name(midi: int) -> str:
+    """MIDI note number to a name such as ``C4`` (60) or ``A4`` (69)."""
+    return f"{NOTE_NAMES[int(midi) % 12]}{int(midi) // 12 - 1}"
+
+
+@dataclass(frozen=True)
+class CondSpec:
+    """One conditioning input: what the app turns into a control, and what ``cond`` may hold.
+
+    Parameters
+    ----------
+    name : str
+        Shared vocabulary: ``pitch``, ``instrument``, ``velocity``, ``mel``, ``f0_hz``, ``loudness_db``...
+    kind : {"int", "float", "choice", "frames"}
+    default : object
+        Used when ``cond`` is None or lacks this key (None for required dense inputs).
+    range : (low, high), optional
+        Inclusive bounds for ``int``/``float``.
+    choices : tuple, optional
+        Allowed values for ``choice``.
+    unit, help : str
+    """
+
+    name: str
+    kind: str
+    default: Any = None
+    range: tuple | None = None
+    choices: tuple | None = None
+    unit: str = ""
+    help: str = ""
+
+    def validate(self, value):
+        """Return ``value`` checked (and cast) for this spec, or raise ``ParameterError``."""
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ParameterError(
+                    f"{self.name}={value!r} is not one of this model's choices: "
+                    f"{', '.join(map(str, self.choices))}"
+                )
+            return value
+        if self.kind in ("int", "float"):
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                value = value.item()
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ParameterError(f"{self.name}={value!r} must be a number ({self.unit or self.kind})")
+            if not math.isfinite(float(value)):
+                raise ParameterError(f"{self.name}={value!r} must be finite")
+            if self.kind == "int":
+                if float(value) != int(value):
+                    raise ParameterError(f"{self.name}={value!r} must be a whole number")
+                value = int(value)
+            else:
+                value = float(value)
+            if self.range is not None:
+                low, high = self.range
+                if not low <= value <= high:
+                    what = "a MIDI note" if self.name == "pitch" else "a value"
+                    raise ParameterError(
+                        f"{self.name}={value} is outside the model's range {low}..{high}"
+                        f"{' ' + self.unit if self.unit and self.name != 'pitch' else ''}; "
+                        f"pick {what} in that range"
+                    )
+            return value
+        if self.kind == "frames":
+            t = torch.as_tensor(value, dtype=torch.float32)
+            if not bool(torch.isfinite(t).all()):
+                raise ParameterError(f"{self.name} frames hold NaN or inf; clean them first")
+            return t
+        raise ParameterError(f"unknown CondSpec kind {self.kind!r}")
+
+
+@dataclass
+class Encoding:
+    """What a model makes of a sound.
+
+    Attributes
+    ----------
+    kind : str
+        ``codes``, ``z``, ``posterior``, ``controls``, ``magnitude``, ``latent``, ``mel``...
+    data : dict[str, Tensor]
+        The arrays (``codes``, ``log_likelihood``, ``z``, ``mean``, ...).
+    sample_rate : int
+    meta : dict
+        Anything else a decoder needs (lengths, conditioning).
+    """
+
+    kind: str
+    data: dict
+    sample_rate: int
+    meta: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line per array: name, shape and a summary."""
+        lines = [f"{self.kind} encoding at {self.sample_rate} Hz"]
+        for key, value in self.data.items():
+            if isinstance(value, torch.Tensor):
+                v = value.float()
+                lines.append(f"  {key}: shape {tuple(value.shape)}, mean {float(v.mean()):.4g}, "
+                             f"min {float(v.min()):.4g}, max {float(v.max()):.4g}")
+            else:
+                lines.append(f"  {key}: {value!r}")
+        return "\n".join(lines)
+
+
+class GenerativeModel(nn.Module):
+    """Base class of every system: one contract for the app, the notebooks and the trainer."""
+
+    name: ClassVar[str] = "model"
+    family: ClassVar[str] = "autoregressive"
+    likelihood: ClassVar[str] = "none"
+    Config: ClassVar[type] = object
+    PRESETS: ClassVar[dict[str, dict]] = {}
+    #: The notebook that explains this model (shown in the model zoo).
+    notebook: ClassVar[str] = "notebooks/00_tour.ipynb"
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    # ---- construction ------------------------------------------------------------
+    @classmethod
+    def from_preset(cls, preset: str = "tiny", **overrides) -> GenerativeModel:
+        """Build from a named preset, with any config field overridden."""
+        if preset not in cls.PRESETS:
+            raise ParameterError(
+                f"preset={preset!r} does not exist for {cls.name}; choose from {', '.join(cls.PRESETS)}"
+            )
+        fields = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = set(overrides) - fields
+        if unknown:
+            raise ParameterError(
+                f"{cls.name} has no config field(s) {', '.join(sorted(unknown))}; "
+                f"known fields: {', '.join(sorted(fields))}"
+            )
+        values = {**cls.PRESETS[preset], **overrides}
+        return cls(cls.Config(**values))
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config.sample_rate)
+
+    @property
+    def conditioning(self) -> tuple[CondSpec, ...]:
+        return ()
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    # ---- conditioning ---------------------------------------------------------------
+    def check_cond(self, cond: dict | None, n: int = 1) -> dict:
+        """Validate ``cond`` against :attr:`conditioning`, filling defaults.
+
+        Each value may be a scalar (shared by the batch) or a list of ``n`` values.
+
+        Returns
+        -------
+        dict name -> list of ``n`` validated values (``frames`` kinds: one tensor or None).
+
+        Raises
+        ------
+        ParameterError
+            Unknown keys, out-of-range or unknown values, wrong list lengths.
+        """
+        cond = dict(cond or {})
+        specs = {s.name: s for s in self.conditioning}
+        unknown = set(cond) - set(specs)
+        if unknown:
+            allowed = ", ".join(specs) or "nothing (this model is unconditional)"
+            raise ParameterError(
+                f"{self.name} does not take conditioning {', '.join(sorted(unknown))}; it takes {allowed}"
+            )
+        out = {}
+        for name, spec in specs.items():
+            value = cond.get(name, spec.default)
+            if spec.kind == "frames":
+                out[name] = None if value is None else spec.validate(value)
+                continue
+            if isinstance(value, torch.Tensor) and value.dim() == 1:
+                value = value.tolist()
+            values = list(value) if isinstance(value, list | tuple) else [value] * n
+            if len(values) != n:
+                raise ParameterError(f"{name} has {len(values)} values for a batch of {n}; pass one or {n}")
+            out[name] = [spec.validate(v) for v in values]
+        return out
+
+    def cond_index(self, name: str, values) -> torch.Tensor:
+        """Map choice values (e.g. instrument names) to indices of their CondSpec."""
+        spec = next(s for s in self.conditioning if s.name == name)
+        return torch.tensor([spec.choices.index(v) for v in values], dtype=torch.long, device=self.device)
+
+    # ---- the contract ---------------------------------------------------------------------
+    def generate(self, n: int = 1, *, seconds: float = 1.0, cond: dict | None = None,
+                 temperature: float = 1.0, generator=None, progress=None) -> Audio:
+        """Sample ``n`` sounds.
+
+        Parameters
+        ----------
+        n : int
+            Batch size.
+        seconds : float
+            Length (models with a fixed output length ignore it or say so).
+        cond : dict, optional
+            Conditioning by :attr:`conditioning` name; missing keys take defaults.
+        temperature : float
+            Scales the sampling noise or logits; 1 samples the model as trained.
+        generator : None, int or torch.Generator
+            Randomness; the same seed gives the same sound.
+        progress : callable, optional
+            Called as ``progress(done, total)`` during long generation.
+
+        Returns
+        -------
+        Audio ``(n, 1, time)``.
+
+        Raises
+        ------
+        ParameterError
+            Bad ``n``, ``seconds``, ``temperature`` or conditioning.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 256:
+            raise ParameterError(f"n={n!r} must be an integer in 1..256")
+        if not isinstance(seconds, int | float) or not 0 < float(seconds) <= MAX_SECONDS:
+            raise ParameterError(f"seconds={seconds!r} must be in (0, {MAX_SECONDS:g}]")
+        if not isinstance(temperature, int | float) or not 0 < float(temperature) <= 10:
+            raise ParameterError(f"temperature={temperature!r} must be in (0, 10]; 1 samples the model as trained")
+        checked = self.check_cond(cond, n)
+        gen = make_generator(generator)
+        with torch.no_grad():
+            samples = self._generate(n, float(seconds), checked, float(temperature), gen, progress)
+        return Audio(samples.clamp(-1, 1).float().cpu(), self.sample_rate)
+
+    def _generate(self, n, seconds, cond, temperature, generator, progress) -> torch.Tensor:
+        raise UnsupportedError(f"{self.name} cannot generate")
+
+    def encode(self, audio: Audio, cond: dict | None = None) -> Encoding:
+        """What the model makes of a sound (codes, z, posterior, controls, ...)."""
+        raise UnsupportedError(f"{self.name} ({self.family}) has no encoder")
+
+    def decode(self, encoding: Encoding) -> Audio:
+        """Audio from an :class:`Encoding`, where the family can."""
+        raise UnsupportedError(
+            f"{self.name} ({self.family}) cannot decode; autoregressive models re-sample instead, "
+            "flows, VAEs, VQ-VAEs, vocoders and DDSP can decode"
+        )
+
+    def log_prob(self, audio: Audio, cond: dict | None = None) -> torch.Tensor:
+        """Bits per sample of each item (``likelihood`` says exact, bound or none)."""
+        raise UnsupportedError(
+            f"{self.name} is {self.family} and has no likelihood (likelihood='none'); "
+            "autoregressive models and flows give exact bits per sample, VAEs a bound"
+        )
+
+    def visualise(self, audio: Audio | None = None):
+        """The figure that explains this model."""
+        raise UnsupportedError(f"{self.name} has no figure yet")
+
+    # ---- training ---------------------------------------------------------------------
+    def training_step(self, batch, generator=None) -> dict:
+        """Loss on one batch ``(samples (batch, 1, time), cond dict)``: returns ``{"loss": ...}``."""
+        raise UnsupportedError(f"{self.name} has nothing to train")
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(self.parameters(), lr=getattr(self.config, "learning_rate", 1e-3))]
+
+    def train_step(self, batch, optimizers, *, generator=None, clip: float | None = 1.0,
+                   sync=None) -> dict:
+        """One optimisation step (the default: one loss, one optimiser).
+
+        Adversarial models override this to alternate generator and discriminator. ``sync``
+        averages gradients across processes under ``torchrun``.
+        """
+        (opt,) = optimizers
+        opt.zero_grad(set_to_none=True)
+        logs = self.training_step(batch, generator=generator)
+        logs["loss"].backward()
+        if sync is not None:
+            sync(self.parameters())
+        if clip:
+            logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.parameters(), clip).detach()
+        opt.step()
+        return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
+
+    @torch.no_grad()
+    def eval_step(self, batch, generator=None) -> dict:
+        was_training = self.training
+        self.eval()
+        logs = self.training_step(batch, generator=generator)
+        self.train(was_training)
+        return {k: float(v) for k, v in logs.items()}
+
+    def check_audio_input(self, audio: Audio, max_seconds: float = MAX_SECONDS) -> torch.Tensor:
+        """Validate an input clip for this model; return mono samples ``(batch, 1, time)``."""
+        if not isinstance(audio, Audio):
+            raise ParameterError(f"expected an Audio, got {type(audio).__name__}; wrap samples as Audio(x, sample_rate)")
+        if audio.sample_rate != self.sample_rate:
+            audio = audio.resample(self.sample_rate)
+        x = check_audio(audio.to_mono().samples, max_samples=int(max_seconds * self.sample_rate))
+        return x.to(self.device)
+
+    # ---- persistence ---------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return {"model": self.name, "config": dataclasses.asdict(self.config)}
+
+    def save(self, directory) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (no pickled code) into ``directory``."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "config.json").write_text(json.dumps(self.config_dict(), indent=2) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / "model.safetensors"))
+        return directory
+
+    @classmethod
+    def load(cls, directory, device: str | torch.device = "cpu") -> GenerativeModel:
+        """Build from ``config.json`` and load ``model.safetensors`` (never unpickles)."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path = directory / "config.json"
+        weights = directory / "model.safetensors"
+        if not config_path.exists() or not weights.exists():
+            raise CheckpointError(
+                f"{str(directory)!r} is not a checkpoint folder (needs config.json and model.safetensors); "
+                "train one with 'workbench train'"
+            )
+        meta = json.loads(config_path.read_text())
+        if meta.get("model") != cls.name:
+            raise CheckpointError(f"{directory} holds a {meta.get('model')!r} model, not {cls.name!r}")
+        config = cls.Config(**_tuples(meta["config"]))
+        model = cls(config)
+        state = load_file(str(weights))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{directory} does not match {cls.name}'s config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        model.eval()
+        return model.to(device)
+
+
+def _tuples(config: dict) -> dict:
+    """JSON turns tuples into lists; config dataclasses use tuples (hashable, immutable)."""
+    return {k: tuple(_tuples_list(v)) if isinstance(v, list) else v for k, v in config.items()}
+
+
+def _tuples_list(values):
+    return [tuple(_tuples_list(v)) if isinstance(v, list) else v for v in values]
+
+
+def sample_categorical(logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
+    """Draw one class per row of ``logits`` ``(batch, classes)`` by inverse CDF.
+
+    One uniform number per row comes from ``generator``, so two code paths that compute the same
+    logits draw the same samples.
+    """
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    cdf = torch.cumsum(probs, dim=-1)
+    u = torch.rand(logits.shape[0], 1, generator=generator, dtype=torch.float64) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u).clamp_max(logits.shape[-1] - 1).squeeze(-1)

@@ -1,0 +1,407 @@
+"""WaveNet (van den Oord et al. 2016): an autoregressive model of mu-law sample codes.
+
+Causal dilated convolutions (dilation 1, 2, 4, ... 2**(L-1), repeated in stacks), gated
+tanh x sigmoid units, residual and skip connections, a 256-way softmax over 8-bit mu-law
+codes. Conditioning: global (pitch, instrument, velocity embeddings) and local, at frame
+rate and upsampled (log-mel frames for vocoding, and "note position" features: decaying
+exponentials of the time since the onset, so an unprimed note knows where in its envelope it is).
+
+``forward(codes)`` is the teacher-forced pass: ``logits[..., t]`` is the distribution of
+sample ``t + 1`` given samples up to ``t``. Generation has two readable paths that give the
+same samples under the same seed: ``naive`` (recompute the receptive field each step) and
+``cached`` (one queue per layer, Paine et al. 2016 "Fast Wavenet generation").
+
+Notebook: notebooks/03_receptive_fields.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..dsp.quantise import mu_law_decode, mu_law_encode
+from ..dsp.spectral import log_mel
+from ..errors import ParameterError
+from ..layers import GatedResidualBlock
+from .base import CondSpec, Encoding, GenerativeModel, sample_categorical
+
+#: Time constants (seconds) of the note-position features exp(-t / T).
+TIMING_CONSTANTS = (0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+@dataclass(frozen=True)
+class WaveNetConfig:
+    sample_rate: int = 8000
+    n_stacks: int = 2
+    n_layers: int = 10  # per stack: dilations 1, 2, ..., 2**(n_layers - 1)
+    kernel_size: int = 2
+    residual_channels: int = 32
+    gate_channels: int = 64  # split in half: tanh and sigmoid
+    skip_channels: int = 64
+    bits: int = 8  # 2**bits classes
+    # conditioning
+    instruments: tuple = ("piano", "flute", "strings", "trumpet")
+    pitch_range: tuple = (48, 72)
+    velocities: tuple = (64, 112)
+    cond_channels: int = 32
+    timing: bool = True  # note-position features
+    n_mels: int = 0  # > 0: local conditioning on log-mel frames (a vocoder)
+    hop_length: int = 64  # frame rate of local conditioning
+    # data and training
+    data_source: str = "soundfont"
+    note_seconds: float = 1.0
+    crop_samples: int = 3000
+    onset_share: float = 0.25  # share of training crops that start at the note onset
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+
+
+PRESETS = {
+    "tiny": dict(sample_rate=8000, n_stacks=1, n_layers=6, residual_channels=16, gate_channels=32,
+                 skip_channels=32, cond_channels=16, instruments=("piano", "flute"),
+                 pitch_range=(60, 64), velocities=(100,), note_seconds=0.25, crop_samples=512),
+    "small": dict(n_layers=9),
+    "vocoder-tiny": dict(sample_rate=8000, n_stacks=1, n_layers=6, residual_channels=16,
+                         gate_channels=32, skip_channels=32, cond_channels=16, timing=False,
+                         n_mels=20, instruments=("piano", "flute"), pitch_range=(60, 64),
+                         velocities=(100,), note_seconds=0.25, crop_samples=512),
+}
+
+
+class WaveNet(GenerativeModel):
+    """Small, faithful WaveNet with global and local conditioning."""
+
+    name = "wavenet"
+    family = "autoregressive"
+    likelihood = "exact"
+    Config = WaveNetConfig
+    PRESETS = PRESETS
+    notebook = "notebooks/03_receptive_fields.ipynb"
+
+    def __init__(self, config: WaveNetConfig):
+        super().__init__(config)
+        c = config
+        if c.kernel_size < 2:
+            raise ParameterError(f"kernel_size={c.kernel_size} must be >= 2")
+        if c.gate_channels % 2:
+            raise ParameterError(f"gate_channels={c.gate_channels} must be even (tanh and sigmoid halves)")
+        self.n_classes = 2**c.bits
+        self.silence = int(mu_law_encode(torch.zeros(()), c.bits))
+        self.dilations = [2**i for i in range(c.n_layers)] * c.n_stacks
+        self.embed = nn.Embedding(self.n_classes, c.residual_channels)
+        self.blocks = nn.ModuleList(
+            GatedResidualBlock(c.residual_channels, c.gate_channels, c.skip_channels, c.kernel_size, d)
+            for d in self.dilations
+        )
+        self.head = nn.Sequential(
+            nn.ReLU(), nn.Conv1d(c.skip_channels, c.skip_channels, 1),
+            nn.ReLU(), nn.Conv1d(c.skip_channels, self.n_classes, 1),
+        )
+        n_bias = len(self.blocks) * c.gate_channels
+        # global conditioning: embeddings summed, then one projection per layer (stacked)
+        self.pitch_embed = nn.Embedding(c.pitch_range[1] - c.pitch_range[0] + 1, c.cond_channels)
+        self.instrument_embed = nn.Embedding(len(c.instruments), c.cond_channels)
+        self.velocity_proj = nn.Linear(1, c.cond_channels)
+        self.global_proj = nn.Linear(c.cond_channels, n_bias)
+        # local conditioning at frame rate: a small non-causal conv net, then per-layer projections
+        n_local = (len(TIMING_CONSTANTS) if c.timing else 0) + c.n_mels
+        self.n_local = n_local
+        if n_local:
+            self.frame_net = nn.Sequential(
+                nn.Conv1d(n_local, c.cond_channels, 3, padding=1), nn.Tanh(),
+                nn.Conv1d(c.cond_channels, c.cond_channels, 3, padding=1), nn.Tanh(),
+            )
+            self.local_proj = nn.Conv1d(c.cond_channels, n_bias, 1)
+
+    # ---- facts -----------------------------------------------------------------------------
+    @property
+    def receptive_field(self) -> int:
+        """Samples of context each prediction sees: (kernel_size - 1) * sum(dilations) + 1."""
+        return (self.config.kernel_size - 1) * sum(self.dilations) + 1
+
+    @property
+    def conditioning(self) -> tuple[CondSpec, ...]:
+        c = self.config
+        specs = [
+            CondSpec("pitch", "int", (c.pitch_range[0] + c.pitch_range[1]) // 2, tuple(c.pitch_range),
+                     unit="MIDI", help="the note to play (60 = middle C)"),
+            CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments),
+                     help="which sampled instrument to imitate"),
+            CondSpec("velocity", "int", max(c.velocities), (min(c.velocities), max(c.velocities)),
+                     unit="MIDI", help="how hard the key is struck"),
+        ]
+        if c.n_mels:
+            specs.append(CondSpec("mel", "frames", None, unit="log-mel",
+                                  help=f"({c.n_mels}, frames) log-mel at hop {c.hop_length}: vocoder input"))
+        return tuple(specs)
+
+    # ---- conditioning --------------------------------------------------------------------------
+    def global_bias(self, cond: dict) -> torch.Tensor:
+        """Per-layer bias from pitch, instrument and velocity: ``(batch, layers * gate)``."""
+        c = self.config
+        pitch = torch.as_tensor(cond["pitch"], device=self.device) - c.pitch_range[0]
+        inst = cond["instrument"]
+        inst = self.cond_index("instrument", inst) if not isinstance(inst, torch.Tensor) else inst.to(self.device)
+        vel = torch.as_tensor(cond["velocity"], dtype=self.embed.weight.dtype, device=self.device)[:, None] / 127.0
+        h = self.pitch_embed(pitch) + self.instrument_embed(inst) + self.velocity_proj(vel)
+        return self.global_proj(h)
+
+    def frame_features(self, n_frames: int, batch: int, mel: torch.Tensor | None) -> torch.Tensor | None:
+        """Local features at frame rate ``(batch, n_local, n_frames)``: timing then mel."""
+        c = self.config
+        feats = []
+        if c.timing:
+            dtype = self.embed.weight.dtype
+            seconds = torch.arange(n_frames, device=self.device, dtype=dtype) * c.hop_length / c.sample_rate
+            t = torch.tensor(TIMING_CONSTANTS, device=self.device, dtype=dtype)[:, None]
+            feats.append(torch.exp(-seconds[None] / t).expand(batch, -1, -1))  # (batch, 5, frames)
+        if c.n_mels:
+            if mel is None:
+                raise ParameterError(f"{self.name} is a vocoder here: pass cond={{'mel': frames}} "
+                                     f"of shape ({c.n_mels}, frames)")
+            mel = mel.to(self.device, self.embed.weight.dtype)
+            mel = mel[None] if mel.dim() == 2 else mel
+            if mel.shape[-2] != c.n_mels:
+                raise ParameterError(f"mel has {mel.shape[-2]} bands; this model takes n_mels={c.n_mels}")
+            mel = mel.expand(batch, -1, -1)
+            if mel.shape[-1] < n_frames:
+                mel = F.pad(mel, (0, n_frames - mel.shape[-1]), mode="replicate")
+            feats.append(mel[..., :n_frames])
+        return torch.cat(feats, dim=1) if feats else None
+
+    def local_bias_frames(self, n_frames: int, batch: int, mel=None) -> torch.Tensor | None:
+        """``(batch, layers * gate, n_frames)`` or None without local conditioning."""
+        feats = self.frame_features(n_frames, batch, mel)
+        if feats is None:
+            return None
+        return self.local_proj(self.frame_net(feats))
+
+    def layer_bias(self, g: torch.Tensor, local: torch.Tensor | None, positions: torch.Tensor) -> torch.Tensor:
+        """Bias of every layer at absolute sample ``positions``: ``(batch, layers, gate, time)``.
+
+        Positions before the onset (< 0) get global conditioning only.
+        """
+        bias = g[..., None]  # (batch, layers * gate, 1)
+        if local is not None:
+            hop = self.config.hop_length
+            index = torch.div(positions + hop // 2, hop, rounding_mode="floor").clamp(0, local.shape[-1] - 1)
+            mask = (positions >= 0).to(local.dtype)
+            bias = bias + local[..., index] * mask  # (batch, layers * gate, time)
+        return bias.view(g.shape[0], len(self.blocks), self.config.gate_channels, -1)
+
+    def n_frames_for(self, n_samples: int) -> int:
+        return n_samples // self.config.hop_length + 1
+
+    def prepare_cond(self, cond: dict, batch: int, n_samples: int):
+        """Global bias and frame-rate local bias for a clip of ``n_samples`` from the onset."""
+        g = self.global_bias(cond)
+        local = self.local_bias_frames(self.n_frames_for(n_samples), batch, cond.get("mel"))
+        return g, local
+
+    # ---- the network ------------------------------------------------------------------------------
+    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``(batch, time)`` -> input features ``(batch, residual, time)``; silence maps to 0.
+
+        Subtracting the silence embedding makes the convolutions' zero padding mean "silence
+        before the note", exactly as generation starts.
+        """
+        e = self.embed(codes) - self.embed.weight[self.silence]  # (batch, time, residual)
+        return e.transpose(1, 2)
+
+    def forward_features(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The dilated stack on continuous input ``(batch, residual, time)`` -> logits ``(batch, classes, time)``."""
+        skips = 0
+        for i, block in enumerate(self.blocks):
+            x, s = block(x, None if bias is None else bias[:, i])
+            skips = skips + s
+        return self.head(skips)
+
+    def forward(self, codes: torch.Tensor, cond: dict | None = None, start: int = 0) -> torch.Tensor:
+        """Teacher-forced pass: codes ``(batch, time)`` -> logits ``(batch, classes, time)``.
+
+        ``logits[..., t]`` is the distribution of the code at ``t + 1`` given codes up to ``t``.
+        ``start`` is the absolute sample index of ``codes[:, 0]`` relative to the note onset.
+        """
+        bias = None
+        if cond is not None:
+            n = codes.shape[-1]
+            g, local = self.prepare_cond(cond, codes.shape[0], max(start + n, 1))
+            positions = torch.arange(start, start + n, device=codes.device)
+            bias = self.layer_bias(g, local, positions)
+        return self.forward_features(self.embed_codes(codes), bias)
+
+    # ---- likelihood -----------------------------------------------------------------------------------
+    def _cond_tensors(self, cond: dict | None, n: int) -> dict:
+        checked = self.check_cond(cond, n)
+        return {"pitch": checked["pitch"], "instrument": checked["instrument"],
+                "velocity": checked["velocity"], "mel": checked.get("mel")}
+
+    def _step_log_likelihood(self, audio, cond) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.check_audio_input(audio)[:, 0]  # (batch, time)
+        codes = mu_law_encode(x, self.config.bits)
+        cond_t = self._cond_tensors(cond, codes.shape[0])
+        if self.config.n_mels and cond_t["mel"] is None:
+            cond_t["mel"] = self.mel_of(x)
+        inputs = F.pad(codes[:, :-1], (1, 0), value=self.silence)  # silence, then codes 0..T-2
+        logits = self.forward(inputs, cond_t, start=-1)
+        ll = -F.cross_entropy(logits, codes, reduction="none")  # (batch, time) nats
+        return codes, ll / math.log(2)
+
+    def log_prob(self, audio, cond=None) -> torch.Tensor:
+        """Bits per sample of each item (exact, over 8-bit mu-law codes), the note starting at sample 0."""
+        with torch.no_grad():
+            _, ll = self._step_log_likelihood(audio, cond)
+        return -ll.mean(dim=-1)
+
+    def encode(self, audio, cond=None) -> Encoding:
+        """Mu-law codes and the log-likelihood (bits) of each sample: where the model is surprised."""
+        with torch.no_grad():
+            codes, ll = self._step_log_likelihood(audio, cond)
+        return Encoding("codes", {"codes": codes, "log_likelihood_bits": ll}, self.sample_rate,
+                        meta={"cond": cond})
+
+    def mel_of(self, x: torch.Tensor) -> torch.Tensor:
+        """The log-mel frames this model conditions on, for samples ``(batch, time)``."""
+        c = self.config
+        return log_mel(x, c.sample_rate, n_fft=4 * c.hop_length, hop_length=c.hop_length, n_mels=c.n_mels)
+
+    # ---- training ------------------------------------------------------------------------------------------
+    def training_step(self, batch, generator=None) -> dict:
+        """Cross-entropy on a random crop, every prediction with its full receptive field of context.
+
+        The note is preceded by silence, so crops that start at the onset teach the model how a
+        note begins from nothing: the situation unprimed generation starts in.
+        """
+        samples, cond = batch
+        samples = samples.to(self.device)
+        codes = mu_law_encode(samples[:, 0], self.config.bits)  # (batch, time)
+        n = codes.shape[-1]
+        length = min(self.config.crop_samples, n)
+        rf = self.receptive_field
+        # 1. pick where the targets start (in note samples; 0 = the onset). A crop either starts at
+        #    the onset (history = silence, as in unprimed generation) or late enough that every
+        #    prediction sees a full receptive field of real samples.
+        draw = torch.rand(2, generator=generator)
+        onset = draw[0] < self.config.onset_share or n - length < rf
+        if onset:
+            # positions -1 .. length - 2 predict 0 .. length - 1; silence embeds to zero like padding
+            inputs, start, keep = F.pad(codes[:, : length - 1], (1, 0), value=self.silence), -1, 0
+            u = 0
+        else:
+            u = rf + int(draw[1] * (n - length - rf + 1))
+            inputs, start, keep = codes[:, u - rf: u + length - 1], u - rf, rf - 1
+        targets = codes[:, u: u + length]
+        cond_t = {"pitch": cond["pitch"], "instrument": cond["instrument"], "velocity": cond["velocity"]}
+        if self.config.n_mels:
+            cond_t["mel"] = self.mel_of(samples[:, 0])
+        logits = self.forward(inputs, cond_t, start=start)[..., keep:]  # (batch, classes, length)
+        loss = F.cross_entropy(logits, targets)
+        return {"loss": loss, "bits_per_sample": loss.detach() / math.log(2)}
+
+    # ---- generation ----------------------------------------------------------------------------------------
+    def _generate(self, n, seconds, cond, temperature, generator, progress, method: str = "cached"):
+        c = self.config
+        n_samples = max(1, int(round(seconds * c.sample_rate)))
+        if c.n_mels and cond.get("mel") is not None:
+            n_samples = (cond["mel"].shape[-1] - 1) * c.hop_length
+        cond_t = {"pitch": cond["pitch"], "instrument": cond["instrument"], "velocity": cond["velocity"],
+                  "mel": cond.get("mel")}
+        codes = self.sample_codes(n, n_samples, cond_t, temperature, generator, progress, method)
+        return mu_law_decode(codes, c.bits)[:, None]  # (n, 1, time)
+
+    def generate(self, n=1, *, seconds=1.0, cond=None, temperature=1.0, generator=None, progress=None,
+                 method: str = "cached"):
+        """Sample notes; ``method`` is ``"cached"`` (default) or ``"naive"`` (the slow reference)."""
+        if method not in ("cached", "naive"):
+            raise ParameterError(f"method={method!r} must be 'cached' or 'naive'")
+        self._method = method
+        try:
+            return super().generate(n, seconds=seconds, cond=cond, temperature=temperature,
+                                    generator=generator, progress=progress)
+        finally:
+            self._method = "cached"
+
+    def sample_codes(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None,
+                     method=None, return_logits=False):
+        """Draw ``n_samples`` codes per item; optionally also return every step's logits."""
+        method = method or getattr(self, "_method", "cached")
+        g, local = self.prepare_cond(cond, n, n_samples)
+        step = self._naive_steps if method == "naive" else self._cached_steps
+        return step(n, n_samples, g, local, temperature, generator, progress, return_logits)
+
+    def _naive_steps(self, n, n_samples, g, local, temperature, generator, progress, return_logits):
+        """Reference sampler: recompute the whole receptive field for every new sample."""
+        rf = self.receptive_field
+        history = torch.full((n, n_samples + rf), self.silence, dtype=torch.long, device=self.device)
+        all_logits = []
+        for t in range(n_samples):
+            # 1. the last rf inputs, positions t - rf .. t - 1; the first input is the silence
+            #    at position -1 and the convolutions zero-pad before it, as in training
+            low = max(-1, t - rf)
+            window = history[:, low + rf: t + rf]
+            positions = torch.arange(low, t, device=self.device)
+            bias = self.layer_bias(g, local, positions)
+            # 2. the network's last output is the distribution of sample t
+            logits = self.forward_features(self.embed_codes(window), bias)[..., -1]
+            # 3. sample and append
+            history[:, t + rf] = sample_categorical(logits, temperature, generator)
+            if return_logits:
+                all_logits.append(logits)
+            if progress is not None and (t % 256 == 0 or t == n_samples - 1):
+                progress(t + 1, n_samples)
+        codes = history[:, rf:]
+        return (codes, torch.stack(all_logits, -1)) if return_logits else codes
+
+    def _cached_steps(self, n, n_samples, g, local, temperature, generator, progress, return_logits):
+        """Fast Wavenet generation: each layer keeps a queue of its past inputs.
+
+        Layer i with dilation d needs its input from d, 2d, ... (k-1)d steps ago; the queue holds
+        exactly the last (k-1)d inputs, so each step costs one column per layer instead of the
+        whole receptive field.
+        """
+        k = self.config.kernel_size
+        queues = [torch.zeros(n, self.config.residual_channels, (k - 1) * b.dilation, device=self.device,
+                              dtype=self.embed.weight.dtype)
+                  for b in self.blocks]
+        prev = torch.full((n,), self.silence, dtype=torch.long, device=self.device)
+        codes = torch.empty(n, n_samples, dtype=torch.long, device=self.device)
+        all_logits = []
+        for t in range(n_samples):
+            # 1. input at position t - 1 (the previous sample) and the conditioning there
+            x = self.embed_codes(prev[:, None])[..., 0]  # (n, residual)
+            bias = self.layer_bias(g, local, torch.tensor([t - 1], device=self.device))[..., 0]
+            skips = 0
+            for i, block in enumerate(self.blocks):
+                # 2. the dilated conv from the queue's taps plus the current input
+                q = queues[i]
+                d = block.dilation
+                w = block.conv.weight  # (gate, residual, k); tap k-1 is the present
+                h = block.conv.bias + x @ w[:, :, k - 1].T
+                for m in range(1, k):
+                    h = h + q[:, :, q.shape[-1] - m * d] @ w[:, :, k - 1 - m].T
+                z = block.gate((h + bias[:, i])[..., None])[..., 0]
+                skips = skips + F.linear(z, block.skip.weight[..., 0], block.skip.bias)
+                # 3. push this layer's input into its queue, compute the next layer's input
+                queues[i] = torch.cat([q[:, :, 1:], x[..., None]], dim=-1)
+                x = (x + F.linear(z, block.residual.weight[..., 0], block.residual.bias)) * 0.5**0.5
+            logits = self.head(skips[..., None])[..., 0]
+            prev = sample_categorical(logits, temperature, generator)
+            codes[:, t] = prev
+            if return_logits:
+                all_logits.append(logits)
+            if progress is not None and (t % 256 == 0 or t == n_samples - 1):
+                progress(t + 1, n_samples)
+        return (codes, torch.stack(all_logits, -1)) if return_logits else codes
+
+    # ---- figure ------------------------------------------------------------------------------------------
+    def visualise(self, audio=None):
+        """The dilation stack of one output and its receptive field."""
+        from ..viz import dilation_diagram
+
+        return dilation_diagram(self.dilations, self.config.kernel_size, sample_rate=self.sample_rate,
+                                title=f"WaveNet: {len(self.dilations)} layers, receptive field "
+                                      f"{self.receptive_field} samples")

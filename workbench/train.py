@@ -1,0 +1,274 @@
+"""The one training loop for every model.
+
+``train("wavenet", steps=2000, out="runs/wavenet")`` or ``workbench train wavenet ...``:
+tqdm progress, periodic held-out evaluation, checkpoints (config.json + model.safetensors,
+plus ``train_state.pt`` with the optimiser state for ``resume``), a CSV log of losses and a
+``card.json`` that records the command, data, steps and wall time.
+
+Data parallel under ``torchrun --nproc_per_node=N -m workbench train ...``: each process
+trains on its own shard of the data and gradients are averaged across processes (gloo on
+CPU, nccl on GPUs) before every optimiser step, which is what DistributedDataParallel does.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .data import AudioFolder, Notes, collate
+from .errors import ParameterError
+from .models import create_model, model_class
+from .models.base import GenerativeModel
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_datasets(model: GenerativeModel, data: str = "notes"):
+    """Train and held-out datasets matching the model's config (rate, instruments, pitches)."""
+    c = model.config
+    if data in ("notes", "soundfont", "synth"):
+        source = getattr(c, "data_source", "soundfont") if data == "notes" else data
+        low, high = getattr(c, "pitch_range", (48, 72))
+        kwargs = dict(source=source, instruments=getattr(c, "instruments", None),
+                      pitches=range(low, high + 1), velocities=getattr(c, "velocities", (100,)),
+                      seconds=getattr(c, "note_seconds", 1.0), sample_rate=c.sample_rate)
+        return Notes(split="train", **kwargs), Notes(split="test", **kwargs)
+    path = Path(data)
+    if path.is_dir():
+        full = AudioFolder(path, getattr(c, "note_seconds", 1.0), c.sample_rate)
+        n_test = max(1, len(full) // 10)
+        return (torch.utils.data.Subset(full, range(n_test, len(full))) if len(full) > 1 else full,
+                torch.utils.data.Subset(full, range(n_test)))
+    raise ParameterError(f"data={data!r} is not 'notes', 'soundfont', 'synth' or a folder of audio files")
+
+
+def _batches(dataset, batch_size: int, generator: torch.Generator, rank: int = 0, world: int = 1):
+    """Endless shuffled batches; each process takes every world-th index of the permutation."""
+    while True:
+        order = torch.randperm(len(dataset), generator=generator).tolist()[rank::world]
+        if len(order) < batch_size:
+            order = (order * (batch_size // max(1, len(order)) + 1))[: max(batch_size, len(order))]
+        for i in range(0, len(order) - batch_size + 1, batch_size):
+            yield collate([dataset[j] for j in order[i: i + batch_size]])
+
+
+def _average_gradients(parameters):
+    world = dist.get_world_size()
+    for p in parameters:
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= world
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def evaluate_loss(model: GenerativeModel, dataset, batch_size: int, seed: int = 1234,
+                  max_batches: int = 8) -> dict:
+    """Mean of ``eval_step`` over (up to ``max_batches``) held-out batches, with fixed crops."""
+    gen = torch.Generator().manual_seed(seed)
+    totals: dict[str, float] = {}
+    n = 0
+    for i in range(0, min(len(dataset), batch_size * max_batches), batch_size):
+        items = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
+        logs = model.eval_step(collate(items), generator=gen)
+        for k, v in logs.items():
+            totals[k] = totals.get(k, 0.0) + v
+        n += 1
+    return {f"eval_{k}": v / max(n, 1) for k, v in totals.items()}
+
+
+def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "small",
+          steps: int = 1000, batch_size: int | None = None, out: str | os.PathLike | None = None,
+          seed: int = 0, eval_every: int = 250, checkpoint_every: int = 500, resume: bool = False,
+          clip: float | None = 1.0, device: str | None = None, overrides: dict | None = None,
+          command: str | None = None, progress: bool = True,
+          max_minutes: float | None = None) -> GenerativeModel:
+    """Train a model and write its checkpoint folder.
+
+    Parameters
+    ----------
+    model : str or GenerativeModel
+        A registry name (built from ``preset`` and ``overrides``) or a model instance.
+    data : str
+        ``"notes"`` (the model's configured note source), ``"soundfont"``, ``"synth"`` or a folder.
+    steps : int
+        Total optimiser steps (with ``resume``, training continues up to this count).
+    out : path, optional
+        Checkpoint folder (config.json, model.safetensors, train_state.pt, log.csv, card.json).
+    seed : int
+        Seeds initialisation (inside a forked RNG, not globally) and data order.
+    resume : bool
+        Continue from ``out`` if it holds a checkpoint.
+    max_minutes : float, optional
+        Stop early after this much wall time; the card records the steps actually taken.
+
+    Returns
+    -------
+    The trained model (on CPU, in eval mode).
+
+    Raises
+    ------
+    ParameterError
+        Bad step counts or data.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ParameterError(f"steps={steps!r} must be a positive integer")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend)
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    out = Path(out) if out is not None else None
+    is_main = rank == 0
+
+    # 1. the model: fresh from a preset (seeded without touching global RNG state) or resumed
+    state = None
+    if isinstance(model, str):
+        name = model
+        if resume and out is not None and (out / "model.safetensors").exists():
+            model = model_class(name).load(out)
+            state_file = out / "train_state.pt"
+            state = torch.load(state_file, weights_only=True) if state_file.exists() else None
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = create_model(name, preset, **(overrides or {}))
+    model = model.to(device).train()
+    if world > 1:
+        for p in model.parameters():
+            dist.broadcast(p.data, src=0)
+    batch_size = batch_size or getattr(model.config, "batch_size", 8)
+
+    # 2. data, optimisers, RNG for crops and order
+    train_set, test_set = make_datasets(model, data)
+    optimizers = model.configure_optimizers()
+    start = 0
+    gen = torch.Generator().manual_seed(seed * 1000 + rank)
+    if state is not None:
+        for opt, s in zip(optimizers, state["optimizers"]):
+            opt.load_state_dict(s)
+        start = int(state["step"])
+        gen.set_state(state["generator"])
+    batches = _batches(train_set, batch_size, gen, rank, world)
+    sync = _average_gradients if world > 1 else None
+
+    # 3. the loop
+    rows: list[dict] = []
+    began = time.time()
+    elapsed_before = float(state.get("wall_time_s", 0.0)) if state else 0.0
+    bar = None
+    if progress and is_main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=start, desc=f"train {model.name}", mininterval=2.0,
+                   dynamic_ncols=True)
+    step = start
+    for step in range(start + 1, steps + 1):
+        if max_minutes is not None and time.time() - began > 60 * max_minutes:
+            step -= 1
+            log.warning("stopping at step %d: the %.1f-minute budget is spent", step, max_minutes)
+            break
+        batch = next(batches)
+        batch = (batch[0].to(device), batch[1])
+        logs = model.train_step(batch, optimizers, generator=gen, clip=clip, sync=sync)
+        row = {"step": step, **logs}
+        last_step = step == steps or (max_minutes is not None and time.time() - began > 60 * max_minutes)
+        if eval_every and (step % eval_every == 0 or last_step) and is_main:
+            row.update(evaluate_loss(model, test_set, batch_size))
+            model.train()
+        rows.append(row)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("loss", "eval_loss")})
+        if out is not None and is_main and (step % checkpoint_every == 0 or last_step):
+            wall = elapsed_before + time.time() - began
+            _write_checkpoint(model, optimizers, gen, step, wall, out, rows)
+            rows = []
+    if bar is not None:
+        bar.close()
+    wall = elapsed_before + time.time() - began
+    if out is not None and is_main:
+        _write_card(model, out, data=data, preset=preset, steps=step, batch_size=batch_size, seed=seed,
+                    wall=wall, world=world, command=command, train_set=train_set, test_set=test_set)
+    if world > 1:
+        dist.barrier()
+    return model.cpu().eval()
+
+
+def _write_checkpoint(model, optimizers, gen, step, wall, out: Path, rows):
+    model.save(out)
+    torch.save({"optimizers": [o.state_dict() for o in optimizers], "step": step,
+                "generator": gen.get_state(), "wall_time_s": wall}, out / "train_state.pt")
+    log_file = out / "log.csv"
+    if rows:
+        keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "step", k))
+        existing = log_file.exists()
+        if existing:
+            with log_file.open() as f:
+                header = next(csv.reader(f), [])
+            keys = header + [k for k in keys if k not in header] if header else keys
+        with log_file.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+            if not existing:
+                writer.writeheader()
+            writer.writerows(rows)
+
+
+def read_log(out) -> list[dict]:
+    """The rows of a run's ``log.csv`` as dicts of floats."""
+    with (Path(out) / "log.csv").open() as f:
+        return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
+
+
+def _dataset_description(ds) -> dict:
+    if isinstance(ds, Notes):
+        return {"source": ds.source, "instruments": list(ds.instruments),
+                "pitches": [min(ds.pitches), max(ds.pitches)], "velocities": list(ds.velocities),
+                "seconds": ds.seconds, "sample_rate": ds.sample_rate, "split": ds.split, "n_items": len(ds)}
+    return {"type": type(ds).__name__, "n_items": len(ds)}
+
+
+def _write_card(model, out: Path, *, data, preset, steps, batch_size, seed, wall, world, command,
+                train_set, test_set):
+    card_file = out / "card.json"
+    card = json.loads(card_file.read_text()) if card_file.exists() else {}
+    last = read_log(out)[-1] if (out / "log.csv").exists() else {}
+    card.update({
+        "model": model.name,
+        "family": model.family,
+        "likelihood": model.likelihood,
+        "preset": preset,
+        "parameters": model.n_parameters,
+        "command": command if command is not None else " ".join(["workbench", *sys.argv[1:]]),
+        "data": {"name": data, "train": _dataset_description(train_set), "test": _dataset_description(test_set)},
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "wall_time_s": round(wall, 1),
+        "processes": world,
+        "machine": {"cpu_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+                    "platform": platform.platform(), "torch": torch.__version__},
+        "final": {k: v for k, v in last.items() if k != "step"},
+        "commit": git_commit(),
+    })
+    card_file.write_text(json.dumps(card, indent=2) + "\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -58,7 +59,8 @@ def cmd_train(args) -> int:
           out=args.out, seed=args.seed, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
           resume=args.resume, device=args.device, overrides=_overrides(args.set), command=command,
           max_minutes=args.max_minutes)
-    print(f"checkpoint written to {args.out}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"checkpoint written to {args.out}")
     return 0
 
 

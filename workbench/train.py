@@ -211,8 +211,18 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
         _write_card(model, out, data=data, preset=preset, steps=step, batch_size=batch_size, seed=seed,
                     wall=wall, world=world, command=command, train_set=train_set, test_set=test_set)
     if world > 1:
+        _check_replicas_agree(model)
         dist.barrier()
     return model.cpu().eval()
+
+
+def _check_replicas_agree(model):
+    """Averaged gradients keep every process's copy identical; fail loudly if they drifted."""
+    for name, p in model.named_parameters():
+        reference = p.data.clone()
+        dist.broadcast(reference, src=0)
+        if not torch.equal(reference, p.data):
+            raise RuntimeError(f"data-parallel replicas disagree on {name}; gradients were not averaged")
 
 
 def _write_checkpoint(model, optimizers, gen, step, wall, out: Path, rows):

@@ -1,0 +1,91 @@
+"""The one training loop and the command line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from workbench.cli import main
+from workbench.models import load_model
+from workbench.train import read_log, train
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "wavenet"
+    train("wavenet", preset="tiny", steps=6, out=out, eval_every=3, checkpoint_every=3, progress=False,
+          command="test")
+    return out
+
+
+def test_training_writes_a_checkpoint_log_and_card(run):
+    assert {p.name for p in run.iterdir()} >= {"config.json", "model.safetensors", "card.json", "log.csv",
+                                               "train_state.pt"}
+    card = json.loads((run / "card.json").read_text())
+    assert card["steps"] == 6 and card["command"] == "test" and card["wall_time_s"] > 0
+    assert card["data"]["train"]["source"] == "soundfont"
+    assert "eval_loss" in card["final"]
+    rows = read_log(run)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert all("eval_loss" in r for r in rows if r["step"] in (3, 6))
+
+
+def test_resume_continues_from_the_saved_step(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    before = load_model(copy).state_dict()
+    train("wavenet", steps=8, out=copy, resume=True, eval_every=0, checkpoint_every=100, progress=False)
+    rows = read_log(copy)
+    assert [r["step"] for r in rows][-2:] == [7, 8]
+    after = load_model(copy).state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert json.loads((copy / "card.json").read_text())["steps"] == 8
+
+
+def test_training_is_reproducible_under_a_seed(tmp_path):
+    a = train("wavenet", preset="tiny", steps=3, out=tmp_path / "a", eval_every=0, progress=False, seed=4)
+    b = train("wavenet", preset="tiny", steps=3, out=tmp_path / "b", eval_every=0, progress=False, seed=4)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+def test_two_process_torchrun_training(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "workbench", "train", "wavenet", "--preset", "tiny", "--steps", "3", "--eval-every", "0",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=240, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    card = json.loads((out / "card.json").read_text())
+    assert card["processes"] == 2 and card["steps"] == 3
+
+
+def test_cli_list_names_wavenet(capsys):
+    assert main(["list"]) == 0
+    assert "wavenet" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(capsys, run, tmp_path):
+    code = main(["generate", "wavenet", "--checkpoint", str(run), "--pitch", "130", "--out",
+                 str(tmp_path / "x.wav"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: pitch=130 is outside") and err.count("\n") == 1
+
+
+def test_cli_generate_writes_a_wav(run, tmp_path):
+    from workbench import Audio
+
+    out = tmp_path / "note.wav"
+    assert main(["generate", "wavenet", "--checkpoint", str(run), "--pitch", "62", "--seconds", "0.05",
+                 "--out", str(out), "--quiet"]) == 0
+    audio = Audio.load(out)
+    assert audio.sample_rate == 8000 and audio.n_samples == 400

@@ -1,0 +1,105 @@
+"""WaveNet: causality, receptive field by gradients, three generation paths that agree."""
+
+import pytest
+import torch
+
+from workbench.errors import ParameterError
+from workbench.models import create_model
+
+COND = {"pitch": [61], "instrument": ["piano"], "velocity": [100]}
+
+
+def _tiny(**overrides):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return create_model("wavenet", "tiny", **overrides).eval()
+
+
+def test_teacher_forced_pass_is_causal():
+    model = _tiny()
+    codes = torch.randint(0, 256, (1, 200), generator=torch.Generator().manual_seed(0))
+    base = model(codes, COND)
+    for t in (0, 50, 199):
+        changed = codes.clone()
+        changed[0, t] = (changed[0, t] + 97) % 256
+        out = model(changed, COND)
+        # outputs before t (which predict samples up to t) never see x[t]
+        assert torch.equal(out[..., :t], base[..., :t])
+        assert not torch.allclose(out[..., t], base[..., t])
+
+
+@pytest.mark.parametrize("kernel_size,n_stacks,n_layers", [(2, 1, 5), (3, 1, 4), (2, 2, 4), (3, 3, 3)])
+def test_receptive_field_measured_by_gradients_equals_the_formula(kernel_size, n_stacks, n_layers):
+    model = _tiny(kernel_size=kernel_size, n_stacks=n_stacks, n_layers=n_layers, timing=False).double()
+    t = model.receptive_field + 40
+    x = torch.randn(1, model.config.residual_channels, t, dtype=torch.float64, requires_grad=True)
+    model.forward_features(x)[0, :, -1].sum().backward()
+    support = (x.grad.abs().sum(dim=1)[0] > 0).nonzero().flatten()
+    measured = int(support.max() - support.min() + 1)
+    assert support.max() == t - 1
+    assert measured == model.receptive_field == (kernel_size - 1) * sum(model.dilations) + 1
+
+
+def test_cached_generation_equals_naive_generation_exactly():
+    model = _tiny()
+    cached = model.generate(2, seconds=0.06, cond={"pitch": 62}, generator=11, method="cached")
+    naive = model.generate(2, seconds=0.06, cond={"pitch": 62}, generator=11, method="naive")
+    assert torch.equal(cached.samples, naive.samples)
+
+
+def test_cached_logits_equal_teacher_forced_logits_in_float64():
+    model = _tiny().double()
+    codes, logits = model.sample_codes(1, 300, COND, 1.0, torch.Generator().manual_seed(1),
+                                       method="cached", return_logits=True)
+    inputs = torch.nn.functional.pad(codes[:, :-1], (1, 0), value=model.silence)
+    teacher = model(inputs, COND, start=-1)
+    assert (teacher - logits).abs().max() < 1e-5
+
+
+def test_receptive_field_property_matches_presets():
+    assert create_model("wavenet", "small").receptive_field == 1023
+    assert _tiny().receptive_field == 64
+
+
+def test_training_lowers_the_loss_on_a_few_notes():
+    from workbench.data import Notes, collate
+
+    model = _tiny().train()
+    ds = Notes(instruments=("piano",), pitches=(60, 62), velocities=(100,), seconds=0.25, sample_rate=8000)
+    batch = collate([ds[0], ds[1]])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    first = model.eval_step(batch, generator=torch.Generator().manual_seed(5))["loss"]
+    for _ in range(40):
+        model.train_step(batch, [opt], generator=gen)
+    last = model.eval_step(batch, generator=torch.Generator().manual_seed(5))["loss"]
+    assert last < first - 0.5
+
+
+def test_encode_gives_codes_and_per_sample_surprise():
+    from workbench import Audio
+
+    model = _tiny()
+    audio = Audio(torch.sin(torch.arange(800) * 0.2) * 0.5, 8000)
+    enc = model.encode(audio, {"pitch": 60})
+    assert enc.data["codes"].shape == (1, 800)
+    assert enc.data["log_likelihood_bits"].shape == (1, 800)
+    bits = model.log_prob(audio, {"pitch": 60})
+    assert torch.allclose(bits, -enc.data["log_likelihood_bits"].mean(-1))
+
+
+def test_vocoder_preset_needs_and_uses_mel_frames():
+    from workbench import Audio
+
+    model = create_model("wavenet", "vocoder-tiny").eval()
+    audio = Audio(torch.sin(torch.arange(2000) * 0.1) * 0.5, 8000)
+    mel = model.mel_of(audio.samples[:, 0])[0]
+    with pytest.raises(ParameterError, match="mel"):
+        model.generate(1, seconds=0.05)
+    out = model.generate(1, cond={"mel": mel}, generator=0)
+    assert out.n_samples == (mel.shape[-1] - 1) * model.config.hop_length
+
+
+def test_bad_method_is_refused():
+    with pytest.raises(ParameterError, match="method"):
+        _tiny().generate(1, seconds=0.01, method="magic")

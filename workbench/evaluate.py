@@ -1,0 +1,152 @@
+"""Model zoo metrics: pitch accuracy of generated notes, held-out bits per sample, speed, size.
+
+``workbench evaluate NAME --write-card`` measures a checkpoint and stores the numbers in its
+``card.json`` under ``"metrics"``; the app's model zoo and the README read them from there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .dsp.synth import midi_to_hz
+from .metrics import cents_error, median_f0
+from .models import checkpoint_dir, list_checkpoints, load_card, load_model, model_class
+from .models.base import GenerativeModel
+
+
+def pitch_grid(model: GenerativeModel, n_pitches: int = 5) -> list[dict]:
+    """A fixed grid of conditions: ``n_pitches`` evenly spread pitches x every instrument."""
+    specs = {s.name: s for s in model.conditioning}
+    if "pitch" not in specs:
+        return []
+    low, high = specs["pitch"].range
+    pitches = sorted({int(round(p)) for p in np.linspace(low, high, n_pitches)})
+    instruments = specs["instrument"].choices if "instrument" in specs else (None,)
+    grid = []
+    for inst in instruments:
+        for p in pitches:
+            cond = {"pitch": p}
+            if inst is not None:
+                cond["instrument"] = inst
+            grid.append(cond)
+    return grid
+
+
+def measure_pitch(model: GenerativeModel, grid: list[dict], seeds=(0,), seconds: float | None = None,
+                  temperature: float = 1.0, tolerance_cents: float = 50.0, progress=None) -> dict:
+    """Generate one note per grid entry and seed (as one batch per seed); pyin each.
+
+    Returns
+    -------
+    dict with ``pitch_accuracy`` (share within ``tolerance_cents``) and per-note ``notes``.
+    """
+    seconds = seconds or float(getattr(model.config, "note_seconds", 1.0))
+    notes = []
+    for seed in seeds:
+        cond = {k: [g[k] for g in grid] for k in grid[0]}
+        audio = model.generate(len(grid), seconds=seconds, cond=cond, temperature=temperature,
+                               generator=seed, progress=progress)
+        for i, g in enumerate(grid):
+            midi = g["pitch"]
+            f = median_f0(audio[i], fmin=max(30.0, midi_to_hz(midi - 12)), fmax=midi_to_hz(midi + 12))
+            err = cents_error(f, midi)
+            notes.append({**g, "seed": seed, "f0_hz": None if math.isnan(f) else round(f, 2),
+                          "cents": None if math.isnan(err) else round(err, 1),
+                          "hit": bool(np.isfinite(err) and abs(err) <= tolerance_cents)})
+    return {"pitch_accuracy": float(np.mean([n["hit"] for n in notes])), "notes": notes,
+            "tolerance_cents": tolerance_cents, "temperature": temperature, "seconds": seconds}
+
+
+def held_out_bits(model: GenerativeModel, max_notes: int = 32) -> float | None:
+    """Mean bits per sample of the model's held-out notes (None without a likelihood)."""
+    if model.likelihood == "none":
+        return None
+    from .train import make_datasets
+
+    _, test_set = make_datasets(model, "notes")
+    values = []
+    for i in range(min(len(test_set), max_notes)):
+        samples, cond = test_set[i]
+        from .audio import Audio
+
+        values.append(float(model.log_prob(Audio(samples, model.sample_rate), cond)[0]))
+    return float(np.mean(values))
+
+
+def measure_speed(model: GenerativeModel, seconds: float = 0.5, batch: int = 1, **kwargs) -> dict:
+    """Samples per second and real-time factor of ``generate`` (one run, after a warm-up)."""
+    model.generate(batch, seconds=min(seconds, 0.05), generator=0, **kwargs)
+    began = time.perf_counter()
+    audio = model.generate(batch, seconds=seconds, generator=0, **kwargs)
+    took = time.perf_counter() - began
+    per_second = audio.n_samples * batch / took
+    return {"samples_per_second": round(per_second, 1),
+            "real_time_factor": round(per_second / model.sample_rate, 3), "batch": batch,
+            "threads": torch.get_num_threads()}
+
+
+def evaluate_checkpoint(name_or_dir, *, write_card: bool = False, n_seeds: int = 1,
+                        temperature: float = 1.0, progress: bool = False) -> dict:
+    """Measure a checkpoint; with ``write_card`` store the numbers in its card.json."""
+    model = load_model(name_or_dir)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc=f"evaluate {model.name}", unit="sample", unit_scale=True)
+
+    def tick(done, total):
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    report: dict = {"model": model.name, "parameters": model.n_parameters}
+    grid = pitch_grid(model)
+    if grid:
+        report.update(measure_pitch(model, grid, seeds=tuple(range(n_seeds)), temperature=temperature,
+                                    progress=tick))
+    bits = held_out_bits(model)
+    if bits is not None:
+        report["bits_per_sample"] = round(bits, 4)
+    report.update(measure_speed(model))
+    report["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    if bar is not None:
+        bar.close()
+    if write_card:
+        path = Path(name_or_dir) if Path(name_or_dir).is_dir() else checkpoint_dir(str(name_or_dir))
+        card_file = path / "card.json"
+        card = json.loads(card_file.read_text()) if card_file.exists() else {}
+        card.setdefault("metrics", {}).update(report)
+        card["evaluate_command"] = f"workbench evaluate {name_or_dir} --seeds {n_seeds} --write-card"
+        card_file.write_text(json.dumps(card, indent=2) + "\n")
+    return report
+
+
+def zoo_rows() -> list[dict]:
+    """One row per shipped checkpoint, from its card: what the model zoo shows."""
+    rows = []
+    for name in list_checkpoints():
+        card = load_card(name)
+        metrics = card.get("metrics", {})
+        cls = model_class(name)
+        rows.append({
+            "name": name,
+            "family": cls.family,
+            "likelihood": cls.likelihood,
+            "parameters": card.get("parameters"),
+            "bits_per_sample": metrics.get("bits_per_sample"),
+            "pitch_accuracy": metrics.get("pitch_accuracy"),
+            "samples_per_second": metrics.get("samples_per_second"),
+            "real_time_factor": metrics.get("real_time_factor"),
+            "steps": card.get("steps"),
+            "wall_time_s": card.get("wall_time_s"),
+            "notebook": cls.notebook,
+        })
+    return rows

@@ -1,0 +1,320 @@
+"""Pieces every tab shares: the cached model loader, clip input and checks, audio for Gradio,
+errors as ``gr.Error``, progress with cancellation.
+
+Two rules the whole studio keeps:
+
+- Audio goes to Gradio as int16 (:func:`to_gradio`). Gradio rescales float arrays to their
+  peak, which would silently undo every loudness and quantisation comparison.
+- Nothing here holds a model at import time; :func:`load_cached` loads one on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import html
+import inspect
+import os
+import re
+import threading
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from workbench.audio import Audio  # noqa: E402
+from workbench.errors import AudioError, MissingDependencyError, WorkbenchError  # noqa: E402
+
+#: Sample rate of the labs (phase, mu-law): the example clips' rate.
+LAB_SAMPLE_RATE = 16_000
+#: Uploads and recordings longer than this are refused (they would block a CPU for long).
+MAX_INPUT_SECONDS = 30.0
+#: Shorter clips are refused: the STFT needs a few frames.
+MIN_INPUT_SECONDS = 0.1
+#: Uploads above this rate are refused (nothing here needs ultrasound).
+MAX_INPUT_SAMPLE_RATE = 96_000
+MAX_INPUT_CHANNELS = 2
+#: Gradio's upload limit (checked before a file reaches any callback).
+MAX_FILE_SIZE = "50mb"
+
+
+# ---- errors --------------------------------------------------------------------------------------
+class Cancelled(Exception):
+    """Raised inside a long computation when its user pressed Stop."""
+
+
+def error(message: str) -> gr.Error:
+    """A ``gr.Error`` with the message escaped (Gradio renders it as HTML)."""
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turn the library's errors into ``gr.Error`` messages the user sees.
+
+    Every :class:`~workbench.errors.WorkbenchError` already says what was received, what was
+    expected and the fix, so its text goes to the user as it is.
+    """
+    try:
+        yield
+    except gr.Error:
+        raise
+    except Cancelled:
+        raise error("stopped: the computation was cancelled") from None
+    except WorkbenchError as exc:
+        raise error(str(exc)) from None
+
+
+# ---- models ---------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def load_cached(source: str):
+    """A model loaded once per process: a registered name (shipped checkpoint) or a folder.
+
+    Models are used only in ``eval()`` mode under ``torch.no_grad()``, so sessions can share them.
+    """
+    from workbench.models import load_model
+
+    return load_model(source)
+
+
+def model_sources(extra_checkpoints: dict | None = None) -> dict[str, str]:
+    """Every model the studio can offer: label -> what :func:`load_cached` takes.
+
+    Shipped checkpoints come first, then ``extra_checkpoints`` (label -> checkpoint folder).
+    """
+    from workbench.models import list_checkpoints
+
+    sources = {name: name for name in list_checkpoints()}
+    for label, path in (extra_checkpoints or {}).items():
+        sources[str(label)] = str(Path(path))
+    return sources
+
+
+def available_models(extra_checkpoints: dict | None = None) -> tuple[dict, dict[str, str]]:
+    """Load every source once: ``({label: model}, {label: reason it failed})``."""
+    models, failures = {}, {}
+    for label, source in model_sources(extra_checkpoints).items():
+        try:
+            models[label] = load_cached(source)
+        except WorkbenchError as exc:
+            failures[label] = str(exc)
+    return models, failures
+
+
+def vocoders(models: dict) -> dict:
+    """The models that turn mel frames into a waveform (their conditioning has a ``mel`` spec)."""
+    return {label: m for label, m in models.items()
+            if any(s.name == "mel" and s.kind == "frames" for s in m.conditioning)}
+
+
+#: How a model computes each kind of dense conditioning from samples ``(batch, time)``:
+#: the method it exposes for it (``mel_of`` for vocoders, DDSP's ``estimate_f0`` and ``loudness``).
+FRAME_METHODS = {"mel": "mel_of", "f0_hz": "estimate_f0", "loudness_db": "loudness"}
+
+
+def frames_from_clip(model, name: str, audio: Audio):
+    """The ``name`` frames (``mel``, ``f0_hz``, ``loudness_db``) that ``model`` would compute from ``audio``.
+
+    Returns
+    -------
+    Tensor ``(..., frames)`` for one clip (the batch dimension removed).
+
+    Raises
+    ------
+    WorkbenchError
+        The model exposes no method for these frames (see :data:`FRAME_METHODS`).
+    """
+    method = FRAME_METHODS.get(name)
+    if method is None or not hasattr(model, method):
+        raise WorkbenchError(
+            f"{model.name} takes {name!r} frames but the studio does not know how to compute them from a "
+            f"clip (it looks for a {method or 'known'} method); pick the '(none)' choice"
+        )
+    mono = audio.resample(model.sample_rate).to_mono()
+    return getattr(model, method)(mono.samples[:, 0])[0]
+
+
+def mel_frames(model, audio: Audio):
+    """The log-mel frames ``(n_mels, frames)`` ``model`` conditions on, from ``audio``."""
+    return frames_from_clip(model, "mel", audio)
+
+
+# ---- clips -----------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _examples() -> dict[str, Audio]:
+    from workbench.data import examples
+
+    return examples()
+
+
+def example_names() -> list[str]:
+    """Names of the clips shipped in ``assets/audio/``."""
+    return list(_examples())
+
+
+def example_clip(name: str, sample_rate: int = LAB_SAMPLE_RATE) -> Audio:
+    """An example clip (mono) at ``sample_rate``."""
+    clips = _examples()
+    if name not in clips:
+        raise error(f"no example clip named {name!r}; choose one of {', '.join(clips)}")
+    return clips[name].resample(sample_rate)
+
+
+def read_clip(path, sample_rate: int = LAB_SAMPLE_RATE, max_seconds: float = MAX_INPUT_SECONDS) -> Audio:
+    """An uploaded or recorded file as mono ``Audio`` at ``sample_rate``, or a clear ``gr.Error``.
+
+    Refuses what is not audio, empty, shorter than :data:`MIN_INPUT_SECONDS`, longer than
+    ``max_seconds``, silent, NaN-filled, with more than two channels, or above
+    :data:`MAX_INPUT_SAMPLE_RATE`.
+    """
+    if path is None:
+        raise error("no clip given: pick an example, upload a file or record one")
+    name = Path(str(path)).name
+    try:
+        audio = Audio.load(path, max_seconds=max_seconds)
+    except AudioError as exc:  # the message names the server's temp path: show the file name only
+        raise error(str(exc).replace(str(path), name)) from None
+    except Exception as exc:  # a file soundfile accepts in its header but cannot decode
+        raise error(f"{name!r} could not be decoded as audio ({type(exc).__name__}); "
+                    "pass a wav, flac, ogg or mp3 file") from None
+    if audio.n_channels > MAX_INPUT_CHANNELS:
+        raise error(f"{name!r} has {audio.n_channels} channels; the studio takes mono or stereo; "
+                    "mix it down first")
+    if audio.sample_rate > MAX_INPUT_SAMPLE_RATE:
+        raise error(f"{name!r} is sampled at {audio.sample_rate} Hz; the studio takes up to "
+                    f"{MAX_INPUT_SAMPLE_RATE} Hz; resample it first (e.g. to 48000 Hz)")
+    if audio.seconds < MIN_INPUT_SECONDS:
+        raise error(f"{name!r} is {1000 * audio.seconds:.0f} ms long; pass at least "
+                    f"{1000 * MIN_INPUT_SECONDS:.0f} ms")
+    if float(audio.samples.abs().max()) == 0.0:
+        raise error(f"{name!r} is completely silent; pass a clip with some sound in it")
+    return audio.to_mono().resample(sample_rate)
+
+
+def choose_clip(example: str | None, upload, sample_rate: int = LAB_SAMPLE_RATE) -> tuple[Audio, str]:
+    """The upload or recording when there is one, else the example: ``(audio, description)``."""
+    if upload is not None:
+        return read_clip(upload, sample_rate), f"your clip ({Path(str(upload)).name})"
+    if not example:
+        raise error("no clip given: pick an example, upload a file or record one")
+    return example_clip(example, sample_rate), f"example '{example}'"
+
+
+# ---- audio out ------------------------------------------------------------------------------------
+def to_gradio(audio: Audio, index: int = 0) -> tuple[int, np.ndarray]:
+    """``(sample_rate, int16 samples)``: what ``gr.Audio`` plays without rescaling."""
+    return audio.sample_rate, audio.to_int16(index)
+
+
+def playable(audio: Audio, limit: float = 1.0) -> tuple[Audio, float]:
+    """Scale down a clip that would clip; return it and the gain applied (1.0 when untouched)."""
+    peak = float(audio.samples.abs().max())
+    if peak <= limit:
+        return audio, 1.0
+    gain = limit / peak
+    return audio.with_samples(audio.samples * gain), gain
+
+
+@functools.lru_cache(maxsize=64)
+def reference_note(instrument: str, pitch: int, velocity: int, seconds: float, sample_rate: int):
+    """The same note from the real dataset (SoundFont notes), or ``None`` plus why not.
+
+    Returns
+    -------
+    ``(Audio or None, message)``.
+    """
+    from workbench.data import SOUNDFONT_PROGRAMS, Notes
+
+    if instrument not in SOUNDFONT_PROGRAMS:
+        return None, f"the SoundFont dataset has no instrument {instrument!r}"
+    try:
+        notes = Notes(source="soundfont", instruments=(instrument,), pitches=(int(pitch),),
+                      velocities=(int(velocity),), seconds=float(seconds), sample_rate=int(sample_rate))
+        return notes.audio(0), ""
+    except MissingDependencyError as exc:
+        return None, str(exc)
+
+
+# ---- long computations ---------------------------------------------------------------------------
+class CancelFlags:
+    """Which sessions asked to stop their running computation (one per Blocks, thread-safe).
+
+    Gradio's ``cancels=`` stops waiting for an event, but a computation running in a worker
+    thread goes on; the computation's progress callback checks these flags and stops it.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._flags: set[str] = set()
+
+    def reset(self, session: str) -> None:
+        with self._lock:
+            self._flags.discard(session)
+
+    def cancel(self, session: str) -> None:
+        with self._lock:
+            self._flags.add(session)
+
+    def check(self, session: str) -> None:
+        """Raise :class:`Cancelled` if ``session`` pressed Stop."""
+        with self._lock:
+            stop = session in self._flags
+            self._flags.discard(session)
+        if stop:
+            raise Cancelled(session)
+
+
+def session_of(request) -> str:
+    """The session id of a ``gr.Request`` (a fixed key when called outside a request)."""
+    return getattr(request, "session_hash", None) or "local"
+
+
+def progress_callback(progress, flags: CancelFlags, session: str, desc: str):
+    """A model's ``progress(done, total)`` that drives ``gr.Progress`` and honours Stop."""
+
+    def callback(done: int, total: int) -> None:
+        flags.check(session)
+        if progress is not None:
+            progress((int(done), int(total)), desc=desc, unit="samples")
+
+    return callback
+
+
+def with_positional_inputs(n_inputs: int, handler):
+    """Wrap ``handler(values, progress, request)`` as a function of ``n_inputs`` named inputs.
+
+    Gradio finds ``gr.Progress`` and ``gr.Request`` by inspecting a callback's positional
+    parameters, so a callback over a model's own list of controls (its CondSpecs) needs a
+    signature with one parameter per control.
+    """
+
+    def callback(*args):
+        *values, progress, request = args
+        return handler(values, progress, request)
+
+    params = [inspect.Parameter(f"input_{i}", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+              for i in range(n_inputs)]
+    params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                    default=gr.Progress()))
+    params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                    default=None, annotation=gr.Request))
+    callback.__signature__ = inspect.Signature(params)
+    callback.__annotations__ = {"request": gr.Request}
+    return callback
+
+
+def endpoint(prefix: str, label: str) -> str:
+    """An API name such as ``generate_wavenet`` for a model label (letters, digits, ``_``)."""
+    return prefix + "_" + re.sub(r"[^0-9a-zA-Z_]+", "_", label)
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A small Markdown table (cells escaped)."""
+    def cell(value) -> str:
+        return html.escape(str(value)).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
+    return "\n".join(lines)

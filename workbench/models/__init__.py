@@ -13,6 +13,9 @@ from .base import CondSpec, Encoding, GenerativeModel
 #: name -> "module:Class". Imported lazily so that listing models stays cheap.
 REGISTRY: dict[str, str] = {
     "wavenet": "workbench.models.wavenet:WaveNet",
+    "ddsp": "workbench.models.ddsp:DDSP",
+    "griffinlim": "workbench.models.griffinlim:GriffinLim",
+    "note2mel": "workbench.models.note2mel:NoteToMel",
 }
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "assets" / "checkpoints"

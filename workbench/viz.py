@@ -396,3 +396,236 @@ def receptive_field_diagram(dilations, kernel_size: int = 2, sample_rate: int | 
     if title:
         ax.text(0.01, 0.98, note, transform=ax.transAxes, va="top", fontsize=8)
     return fig
+
+
+def histograms(values: dict, bins: int = 101, value_range: tuple | None = None, xlabel: str = "",
+               title: str | None = None, logy: bool = False) -> Figure:
+    """One histogram panel per named array, side by side, on the same bins.
+
+    Notebook: notebooks/02_mu_law.ipynb
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = histograms({"a": np.zeros(10), "b": np.ones(10)}, bins=5, value_range=(-1, 1))
+    >>> len(fig.axes)
+    2
+    """
+    from .errors import ParameterError
+
+    if not values:
+        raise ParameterError("histograms needs at least one named array, e.g. {'samples': x}")
+    arrays = {name: to_numpy(v).ravel() for name, v in values.items()}
+    if value_range is None:
+        value_range = (min(float(a.min()) for a in arrays.values()), max(float(a.max()) for a in arrays.values()))
+    fig, axes = new_figure(1, len(arrays), width=min(4.0 * len(arrays), 12), row_height=2.8)
+    for col, (name, a) in enumerate(arrays.items()):
+        ax = axes[0, col]
+        ax.hist(a, bins=bins, range=value_range, color=f"C{col}")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(xlabel)
+        if logy:
+            ax.set_yscale("log")
+    axes[0, 0].set_ylabel("count")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def hist2d(x, y, xlabel: str = "", ylabel: str = "", title: str | None = None, bins: int = 60) -> Figure:
+    """2-D histogram (log counts) of paired values: how ``y`` spreads at each ``x``.
+
+    Notebook: notebooks/01_phase.ipynb
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = hist2d(np.arange(100), np.arange(100) % 7)
+    >>> len(fig.axes)  # the panel and its colour bar
+    2
+    """
+    from matplotlib.colors import LogNorm
+
+    fig, axes = new_figure(1, 1, width=6, row_height=3.4)
+    ax = axes[0, 0]
+    *_, im = ax.hist2d(to_numpy(x).ravel(), to_numpy(y).ravel(), bins=bins, norm=LogNorm(), cmap="viridis")
+    fig.colorbar(im, ax=ax, label="count")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def density_1d(x, densities: dict, samples=None, title: str | None = None, xlabel: str = "x") -> Figure:
+    """Densities on a grid ``x``: the first one (the target) filled, the others as lines.
+
+    ``samples`` (optional) adds a normalised histogram of data behind the curves.
+
+    Notebook: notebooks/04_mode_covering_vs_seeking.ipynb
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.linspace(-3, 3, 61)
+    >>> fig = density_1d(x, {"target": np.exp(-x**2 / 2), "fit": np.exp(-x**2)})
+    >>> len(fig.axes[0].lines)
+    1
+    """
+    fig, axes = new_figure(1, 1, width=8, row_height=3.0)
+    ax = axes[0, 0]
+    x = to_numpy(x)
+    if samples is not None:
+        ax.hist(to_numpy(samples).ravel(), bins=80, range=(x.min(), x.max()), density=True, color="0.85",
+                label="data")
+    for i, (name, y) in enumerate(densities.items()):
+        y = to_numpy(y)
+        if i == 0:
+            ax.fill_between(x, y, color="0.6", alpha=0.5, label=name)
+        else:
+            ax.plot(x, y, lw=1.8, color=f"C{i - 1}", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def scatter_2d(panels: dict, reference=None, title: str | None = None, limit: float | None = None) -> Figure:
+    """One scatter panel per named ``(n, 2)`` point set, on the same square axes.
+
+    ``reference`` (optional, ``(m, 2)``) is drawn in grey behind every panel, e.g. the data.
+
+    Notebook: notebooks/04_mode_covering_vs_seeking.ipynb
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = scatter_2d({"a": np.zeros((5, 2)), "b": np.ones((5, 2))}, limit=2)
+    >>> len(fig.axes)
+    2
+    """
+    from .errors import ParameterError
+
+    if not panels:
+        raise ParameterError("scatter_2d needs at least one named point set, e.g. {'data': points}")
+    points = {name: to_numpy(p).reshape(-1, 2) for name, p in panels.items()}
+    ref = None if reference is None else to_numpy(reference).reshape(-1, 2)
+    if limit is None:
+        everything = np.concatenate([*points.values()] + ([ref] if ref is not None else []))
+        limit = 1.1 * float(np.abs(everything).max())
+    fig, axes = new_figure(1, len(points), width=min(3.2 * len(points), 13), row_height=3.2)
+    for col, (name, p) in enumerate(points.items()):
+        ax = axes[0, col]
+        if ref is not None:
+            ax.scatter(ref[:, 0], ref[:, 1], s=2, color="0.8")
+        ax.scatter(p[:, 0], p[:, 1], s=2, color=f"C{col}", alpha=0.6)
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+        ax.set_aspect("equal")
+        ax.set_title(name, fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def db_images(images: dict, sample_rate: int, hop_length: int = 256, vmin: float = -80.0,
+              vmax: float = 0.0, n_cols: int = 4, title: str | None = None) -> Figure:
+    """A grid of ``(freq, frames)`` dB spectrograms (arrays, not Audio) on one colour scale.
+
+    For spectrogram-like things that are not sounds: an average of features, a model's output.
+
+    Notebook: notebooks/04_mode_covering_vs_seeking.ipynb
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = db_images({"a": np.zeros((9, 4)), "b": np.zeros((9, 4))}, 16000)
+    >>> len(fig.axes)  # two panels and a colour bar
+    3
+    """
+    from .errors import ParameterError
+
+    if not images:
+        raise ParameterError("db_images needs at least one named array, e.g. {'mean': db}")
+    n_cols = min(n_cols, len(images))
+    n_rows = math.ceil(len(images) / n_cols)
+    fig, axes = new_figure(n_rows, n_cols, width=min(3.2 * n_cols, 13), row_height=2.4)
+    im = None
+    for i, (name, db) in enumerate(images.items()):
+        ax = axes[i // n_cols, i % n_cols]
+        db = to_numpy(db)
+        extent = [0, db.shape[-1] * hop_length / sample_rate, 0, sample_rate / 2000]
+        im = ax.imshow(db, origin="lower", aspect="auto", extent=extent, vmin=vmin, vmax=vmax, cmap="magma")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("kHz")
+    for j in range(len(images), n_rows * n_cols):
+        axes[j // n_cols, j % n_cols].set_axis_off()
+    fig.colorbar(im, ax=axes, label="dB")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def timescales(spans: dict, marks: dict | None = None, title: str | None = None) -> Figure:
+    """Durations in seconds as horizontal bars on a log axis; ``marks`` as labelled vertical lines.
+
+    For comparing a receptive field with the periods of notes, a note, a bar, a phrase.
+
+    Notebook: notebooks/03_receptive_fields.ipynb
+
+    Examples
+    --------
+    >>> fig = timescales({"receptive field": 0.064}, {"A4 period": 1 / 440})
+    >>> fig.axes[0].get_xscale()
+    'log'
+    """
+    from .errors import ParameterError
+
+    if not spans or min(float(s) for s in spans.values()) <= 0:
+        raise ParameterError("timescales needs positive durations in seconds, e.g. {'note': 1.0}")
+    names = list(spans)
+    fig, axes = new_figure(1, 1, width=9, row_height=max(2.4, 0.35 * len(names) + 1))
+    ax = axes[0, 0]
+    ax.barh(range(len(names)), [float(spans[n]) for n in names], color="C0")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds (log scale)")
+    for i, (name, seconds) in enumerate((marks or {}).items()):
+        ax.axvline(float(seconds), color=f"C{(i % 8) + 1}", ls="--", lw=1, label=name)
+    if marks:
+        ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def traces(x, ys: dict, xlabel: str = "", ylabel: str = "", title: str | None = None, logy: bool = False,
+           width: float = 8.0) -> Figure:
+    """Several named curves on one axis, drawn as plain lines (for long series; see :func:`line_plot`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = traces(np.arange(1000), {"a": np.sin(np.arange(1000) / 50)}, logy=False)
+    >>> len(fig.axes[0].lines)
+    1
+    """
+    fig, axes = new_figure(1, 1, width=width, row_height=2.8)
+    ax = axes[0, 0]
+    x = to_numpy(x)
+    for i, (label, y) in enumerate(ys.items()):
+        ax.plot(x, to_numpy(y), lw=0.9, color=f"C{i}", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(ys) > 1:
+        ax.legend(fontsize=8)
+    return fig

@@ -134,7 +134,7 @@ def test_frames_come_from_a_clip_in_the_models_own_convention(tiny_checkpoints):
     vocoder = common.load_cached(tiny_checkpoints["tiny-vocoder"])
     clip = common.example_clip("flute", vocoder.sample_rate).trim(0.25)
     mel = common.frames_from_clip(vocoder, "mel", clip)
-    assert mel.shape == (vocoder.config.n_mels, vocoder.n_frames_for(clip.n_samples))
+    assert mel.shape == (vocoder.config.n_mels, clip.n_samples // vocoder.config.hop_length + 1)
     with pytest.raises(WorkbenchError, match="pianoroll"):
         common.frames_from_clip(vocoder, "pianoroll", clip)
 

@@ -103,3 +103,33 @@ def test_vocoder_preset_needs_and_uses_mel_frames():
 def test_bad_method_is_refused():
     with pytest.raises(ParameterError, match="method"):
         _tiny().generate(1, seconds=0.01, method="magic")
+
+
+def test_fast_kernel_matches_the_cached_reference_over_ten_thousand_steps():
+    from workbench.models import wavenet_kernel
+
+    assert wavenet_kernel.available(), "numba (installed with librosa) is needed for the fast path"
+    model = _tiny(n_layers=4)
+    cond = {"pitch": [60, 64], "instrument": ["piano", "flute"], "velocity": [100, 100]}
+    fast, fast_logits = model.sample_codes(2, 10_000, cond, 1.0, torch.Generator().manual_seed(3),
+                                           method="fast", return_logits=True)
+    ref, ref_logits = model.sample_codes(2, 10_000, cond, 1.0, torch.Generator().manual_seed(3),
+                                         method="cached", return_logits=True)
+    assert (fast_logits - ref_logits).abs().max() < 1e-5
+    assert torch.equal(fast, ref)
+
+
+def test_auto_method_picks_the_fast_kernel_and_matches_cached_generation():
+    model = _tiny()
+    assert model.resolve_method("auto") == "fast"
+    auto = model.generate(1, seconds=0.1, cond={"pitch": 63}, generator=9, temperature=0.8)
+    cached = model.generate(1, seconds=0.1, cond={"pitch": 63}, generator=9, temperature=0.8, method="cached")
+    assert torch.equal(auto.samples, cached.samples)
+
+
+def test_a_longer_generation_starts_with_the_same_samples():
+    model = _tiny()
+    short = model.generate(1, seconds=0.05, generator=2)
+    long = model.generate(1, seconds=0.2, generator=2)
+    # the uniforms are drawn step by step, so the first 0.05 s are the same draw
+    assert torch.equal(short.samples, long.samples[..., : short.n_samples])

@@ -21,9 +21,9 @@ def train(*args, **kwargs):
 
 def __getattr__(name):
     if name == "viz":  # matplotlib is imported only when figures are wanted
-        from . import viz
+        import importlib
 
-        return viz
+        return importlib.import_module(".viz", __name__)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
 
 

@@ -125,12 +125,23 @@ class SoundFontRenderer:
                 "16000 and resample"
             )
         self.path = find_soundfont(soundfont)
-        self.synth = fluidsynth.Synth(gain=gain, samplerate=float(self.sample_rate))
-        for key, value in (("synth.reverb.active", 0), ("synth.chorus.active", 0)):
-            try:
-                self.synth.setting(key, value)
-            except Exception:  # older FluidSynth versions name these differently
-                log.debug("could not set %s", key)
+        self._fluidsynth = fluidsynth
+        self.gain = gain
+        self.synth = None
+        self._open()
+
+    def _open(self):
+        """A new synth with the SoundFont loaded (about 0.1 s).
+
+        Every render starts from a fresh synth: a reused one keeps state between notes (the same
+        note rendered twice differed by up to 2e-3), and a dataset must be deterministic. Effects
+        are off at creation (later settings do not reach a running synth): reverb and chorus tails
+        would carry one note into the next.
+        """
+        if self.synth is not None:
+            self.synth.delete()
+        self.synth = self._fluidsynth.Synth(gain=self.gain, samplerate=float(self.sample_rate),
+                                            **{"synth.reverb.active": 0, "synth.chorus.active": 0})
         self.sfid = self.synth.sfload(str(self.path))
         if self.sfid == -1:
             raise MissingDependencyError(f"FluidSynth could not load {self.path}")
@@ -141,14 +152,9 @@ class SoundFontRenderer:
         stereo = np.asarray(self.synth.get_samples(n), dtype=np.float32).reshape(-1, 2)
         return stereo.mean(axis=1) / 32768.0  # (n,) mono in [-1, 1]
 
-    def _reset(self, channel: int = 0):
-        self.synth.all_sounds_off(channel) if hasattr(self.synth, "all_sounds_off") else None
-        self.synth.system_reset()
-        self._samples(256)  # flush what was still sounding
-
     def render_events(self, events, seconds: float, program: int) -> np.ndarray:
         """Render ``events`` = [(onset_s, duration_s, midi, velocity), ...] on one program."""
-        self._reset()
+        self._open()
         self.synth.program_select(0, self.sfid, 0, program)
         n_total = int(round(seconds * self.sample_rate))
         changes = []

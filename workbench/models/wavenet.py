@@ -27,7 +27,10 @@ from ..dsp.quantise import mu_law_decode, mu_law_encode
 from ..dsp.spectral import log_mel
 from ..errors import ParameterError
 from ..layers import GatedResidualBlock
+from . import wavenet_kernel
 from .base import CondSpec, Encoding, GenerativeModel, sample_categorical
+
+METHODS = ("auto", "fast", "cached", "naive")
 
 #: Time constants (seconds) of the note-position features exp(-t / T).
 TIMING_CONSTANTS = (0.01, 0.03, 0.1, 0.3, 1.0)
@@ -194,7 +197,9 @@ class WaveNet(GenerativeModel):
         return bias.view(g.shape[0], len(self.blocks), self.config.gate_channels, -1)
 
     def n_frames_for(self, n_samples: int) -> int:
-        return n_samples // self.config.hop_length + 1
+        """Frames computed for a clip: two beyond the last one used, so that the frame net's
+        edge padding never reaches a used frame and a longer generation starts the same way."""
+        return n_samples // self.config.hop_length + 4
 
     def prepare_cond(self, cond: dict, batch: int, n_samples: int):
         """Global bias and frame-rate local bias for a clip of ``n_samples`` from the onset."""
@@ -303,7 +308,7 @@ class WaveNet(GenerativeModel):
         return {"loss": loss, "bits_per_sample": loss.detach() / math.log(2)}
 
     # ---- generation ----------------------------------------------------------------------------------------
-    def _generate(self, n, seconds, cond, temperature, generator, progress, method: str = "cached"):
+    def _generate(self, n, seconds, cond, temperature, generator, progress, method: str | None = None):
         c = self.config
         n_samples = max(1, int(round(seconds * c.sample_rate)))
         if c.n_mels and cond.get("mel") is not None:
@@ -314,22 +319,40 @@ class WaveNet(GenerativeModel):
         return mu_law_decode(codes, c.bits)[:, None]  # (n, 1, time)
 
     def generate(self, n=1, *, seconds=1.0, cond=None, temperature=1.0, generator=None, progress=None,
-                 method: str = "cached"):
-        """Sample notes; ``method`` is ``"cached"`` (default) or ``"naive"`` (the slow reference)."""
-        if method not in ("cached", "naive"):
-            raise ParameterError(f"method={method!r} must be 'cached' or 'naive'")
+                 method: str = "auto"):
+        """Sample notes.
+
+        ``method``: ``"fast"`` (compiled kernel), ``"cached"`` (per-layer queues in PyTorch, the
+        readable reference), ``"naive"`` (recompute the receptive field every step) or
+        ``"auto"`` (fast where numba is available on CPU in float32, else cached). All draw the
+        same samples under the same seed.
+        """
+        if method not in METHODS:
+            raise ParameterError(f"method={method!r} must be one of {', '.join(METHODS)}")
         self._method = method
         try:
             return super().generate(n, seconds=seconds, cond=cond, temperature=temperature,
                                     generator=generator, progress=progress)
         finally:
-            self._method = "cached"
+            self._method = "auto"
+
+    def resolve_method(self, method: str) -> str:
+        """Which sampler ``method="auto"`` means for this model on this machine."""
+        if method != "auto":
+            return method
+        fast_ok = wavenet_kernel.available() and self.device.type == "cpu" and self.embed.weight.dtype == torch.float32
+        return "fast" if fast_ok else "cached"
 
     def sample_codes(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None,
                      method=None, return_logits=False):
         """Draw ``n_samples`` codes per item; optionally also return every step's logits."""
-        method = method or getattr(self, "_method", "cached")
+        method = self.resolve_method(method or getattr(self, "_method", "auto"))
+        if method not in METHODS:
+            raise ParameterError(f"method={method!r} must be one of {', '.join(METHODS)}")
         g, local = self.prepare_cond(cond, n, n_samples)
+        if method == "fast":
+            sampler = wavenet_kernel.FastSampler(self)
+            return sampler.sample(self, n, n_samples, g, local, temperature, generator, progress, return_logits)
         step = self._naive_steps if method == "naive" else self._cached_steps
         return step(n, n_samples, g, local, temperature, generator, progress, return_logits)
 

@@ -1,0 +1,88 @@
+"""Generation speed of every shipped checkpoint: samples/s and real-time factor.
+
+Run with ``make bench``. For each model with a checkpoint, generates audio at batch 1 and 8 with
+every sampler it has (WaveNet: naive, cached and fast), all in this one process on this machine,
+prints a table and writes ``benchmarks/results.json``. Slow samplers are timed on shorter clips
+(the ``seconds`` column); samples/s is what compares.
+
+Nothing here is asserted: speed belongs in benchmarks, not tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from workbench.models import list_checkpoints, load_model
+
+HERE = Path(__file__).resolve().parent
+
+#: seconds of audio per sampler (the naive sampler recomputes the receptive field each step)
+CLIP_SECONDS = {"naive": 0.02, "cached": 0.1, "fast": 1.0, "default": 1.0}
+
+
+def samplers(model) -> list[str]:
+    if model.name == "wavenet":
+        return ["naive", "cached", "fast"]
+    return ["default"]
+
+
+def time_one(model, method: str, batch: int, seconds: float) -> dict:
+    kwargs = {} if method == "default" else {"method": method}
+    cond = {}
+    for spec in model.conditioning:
+        if spec.kind == "frames" and hasattr(model, "example_frames"):
+            cond[spec.name] = model.example_frames(seconds=seconds)
+    model.generate(batch, seconds=min(seconds, 0.01), cond=cond or None, generator=0, **kwargs)  # warm-up
+    began = time.perf_counter()
+    audio = model.generate(batch, seconds=seconds, cond=cond or None, generator=0, **kwargs)
+    took = time.perf_counter() - began
+    per_second = audio.n_samples * batch / took
+    return {"model": model.name, "method": method, "batch": batch, "seconds": audio.seconds,
+            "wall_s": round(took, 4), "samples_per_second": round(per_second, 1),
+            "real_time_factor": round(per_second / model.sample_rate, 4),
+            "sample_rate": model.sample_rate}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = one core)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument("--out", default=str(HERE / "results.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = []
+    for name in args.models or list_checkpoints():
+        model = load_model(name)
+        for method in samplers(model):
+            for batch in args.batches:
+                rows.append(time_one(model, method, batch, CLIP_SECONDS[method]))
+                r = rows[-1]
+                print(f"{r['model']:<12}{r['method']:<9}batch {r['batch']:<3}{r['samples_per_second']:>12,.0f} samples/s"
+                      f"{r['real_time_factor']:>9.2f}x real time  ({r['seconds']:.2f} s clip)", flush=True)
+    by_key = {(r["model"], r["method"], r["batch"]): r["samples_per_second"] for r in rows}
+    ratios = {}
+    for (model, method, batch), speed in by_key.items():
+        if method == "fast" and (model, "cached", batch) in by_key:
+            ratios[f"{model} fast/cached batch {batch}"] = round(speed / by_key[(model, "cached", batch)], 1)
+        if method == "fast" and (model, "naive", batch) in by_key:
+            ratios[f"{model} fast/naive batch {batch}"] = round(speed / by_key[(model, "naive", batch)], 1)
+    print()
+    for k, v in ratios.items():
+        print(f"{k}: {v}x")
+    result = {"rows": rows, "ratios": ratios, "threads": args.threads, "platform": platform.platform(),
+              "processor": platform.processor(), "torch": torch.__version__,
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""A compiled incremental sampler for WaveNet (numba): the same arithmetic as the cached path.
+
+The cached PyTorch sampler (``WaveNet._cached_steps``) is the readable reference. Each of its
+steps launches dozens of tiny tensor operations whose overhead dwarfs the ~150k multiply-adds a
+sample needs. This kernel does those multiply-adds in one compiled loop per step, with each
+layer's queue kept as a ring buffer, and samples with the same inverse-CDF rule from the same
+stream of uniform numbers, so it draws the same codes as the reference under the same seed.
+
+Benchmark: benchmarks/generation.py
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+try:
+    import numba
+
+    HAVE_NUMBA = True
+except ImportError:  # numba comes with librosa; without it the cached path is used
+    HAVE_NUMBA = False
+
+
+def _kernel(t0, t1, codes, logits_out, keep_logits, prev, ring, ring_offset, ring_len,
+            dilation, conv_w, conv_b, res_w, res_b, skip_w, skip_b, head1_w, head1_b, head2_w, head2_b,
+            embed, bias, frame_of, uniforms, inv_temperature):
+    """Advance every voice from step ``t0`` to ``t1`` (exclusive).
+
+    Shapes (B voices, L layers, K taps, G gate, R residual, S skip, C classes):
+    conv_w (L, K, G, R); conv_b (L, G); res_w (L, R, G/2); skip_w (L, S, G/2); embed (C, R);
+    bias (B, L, G, n_columns) with column frame_of[t] for the step that predicts sample t;
+    ring: per-layer ring buffers of past layer inputs, flat, layer l at ring_offset[l] with
+    ring_len[l] = (K - 1) * dilation[l] rows of R.
+    """
+    n_voices = codes.shape[0]
+    n_layers, n_taps, n_gate, n_res = conv_w.shape
+    half = n_gate // 2
+    n_skip = skip_w.shape[1]
+    n_classes = head2_w.shape[0]
+    h = np.empty(n_gate, np.float32)
+    z = np.empty(half, np.float32)
+    skip = np.empty(n_skip, np.float32)
+    hidden = np.empty(n_skip, np.float32)
+    logits = np.empty(n_classes, np.float64)
+    x = np.empty(n_res, np.float32)
+    scale = np.float32(math.sqrt(0.5))
+    for b in range(n_voices):
+        for t in range(t0, t1):
+            # 1. the input at position t - 1: the previous code's embedding (silence -> 0)
+            for r in range(n_res):
+                x[r] = embed[prev[b], r]
+            for s in range(n_skip):
+                skip[s] = 0.0
+            column = frame_of[t]
+            for layer in range(n_layers):
+                d = dilation[layer]
+                q = ring_len[layer]
+                base = ring_offset[layer]
+                # 2. dilated conv: the present tap plus taps m * d steps back from the ring
+                for g in range(n_gate):
+                    acc = conv_b[layer, g] + bias[b, layer, g, column]
+                    for r in range(n_res):
+                        acc += conv_w[layer, n_taps - 1, g, r] * x[r]
+                    for m in range(1, n_taps):
+                        row = base + ((t - m * d) % q)
+                        for r in range(n_res):
+                            acc += conv_w[layer, n_taps - 1 - m, g, r] * ring[b, row, r]
+                    h[g] = acc
+                # 3. gate
+                for j in range(half):
+                    z[j] = math.tanh(h[j]) / (1.0 + math.exp(-h[half + j]))
+                # 4. skip and residual 1x1 convs; store this layer's input in its ring
+                for s in range(n_skip):
+                    acc = skip_b[layer, s]
+                    for j in range(half):
+                        acc += skip_w[layer, s, j] * z[j]
+                    skip[s] += acc
+                row = base + (t % q)
+                for r in range(n_res):
+                    ring[b, row, r] = x[r]
+                for r in range(n_res):
+                    acc = res_b[layer, r]
+                    for j in range(half):
+                        acc += res_w[layer, r, j] * z[j]
+                    x[r] = (x[r] + acc) * scale
+            # 5. output head: relu -> 1x1 -> relu -> 1x1 -> logits
+            for s in range(n_skip):
+                acc = head1_b[s]
+                for j in range(n_skip):
+                    v = skip[j]
+                    if v > 0:
+                        acc += head1_w[s, j] * v
+                hidden[s] = acc if acc > 0 else 0.0
+            top = -1e300
+            for c in range(n_classes):
+                acc = head2_b[c]
+                for j in range(n_skip):
+                    acc += head2_w[c, j] * hidden[j]
+                logits[c] = acc
+                if keep_logits:
+                    logits_out[b, t, c] = acc
+            # 6. sample by inverse CDF of softmax(logits / temperature), as sample_categorical
+            for c in range(n_classes):
+                logits[c] = np.float64(np.float32(logits[c])) * inv_temperature
+                if logits[c] > top:
+                    top = logits[c]
+            total = 0.0
+            for c in range(n_classes):
+                logits[c] = math.exp(logits[c] - top)
+                total += logits[c]
+            target = uniforms[t, b] * total
+            cumulative = 0.0
+            choice = n_classes - 1
+            for c in range(n_classes):
+                cumulative += logits[c]
+                if cumulative >= target:
+                    choice = c
+                    break
+            codes[b, t] = choice
+            prev[b] = choice
+
+
+if HAVE_NUMBA:
+    _compiled = numba.njit(cache=True, fastmath=False, nogil=True)(_kernel)
+
+
+def available() -> bool:
+    return HAVE_NUMBA
+
+
+class FastSampler:
+    """Holds the weights as contiguous arrays and runs the compiled kernel in chunks."""
+
+    def __init__(self, model):
+        if not HAVE_NUMBA:
+            raise RuntimeError("numba is not installed")
+        blocks = model.blocks
+        k = model.config.kernel_size
+        f32 = np.float32
+
+        def arr(t):
+            return np.ascontiguousarray(t.detach().cpu().numpy().astype(f32))
+
+        # conv weight (G, R, K) -> (K, G, R) per layer
+        self.conv_w = np.stack([arr(b.conv.weight).transpose(2, 0, 1) for b in blocks]).copy()
+        self.conv_b = np.stack([arr(b.conv.bias) for b in blocks])
+        self.res_w = np.stack([arr(b.residual.weight[..., 0]) for b in blocks])
+        self.res_b = np.stack([arr(b.residual.bias) for b in blocks])
+        self.skip_w = np.stack([arr(b.skip.weight[..., 0]) for b in blocks])
+        self.skip_b = np.stack([arr(b.skip.bias) for b in blocks])
+        self.head1_w = arr(model.head[1].weight[..., 0])
+        self.head1_b = arr(model.head[1].bias)
+        self.head2_w = arr(model.head[3].weight[..., 0])
+        self.head2_b = arr(model.head[3].bias)
+        self.embed = arr(model.embed.weight - model.embed.weight[model.silence])
+        self.dilation = np.array([b.dilation for b in blocks], dtype=np.int64)
+        self.ring_len = (k - 1) * self.dilation
+        self.ring_offset = np.concatenate([[0], np.cumsum(self.ring_len)[:-1]]).astype(np.int64)
+        self.n_ring = int(self.ring_len.sum())
+
+    def sample(self, model, n, n_samples, g, local, temperature, generator, progress=None,
+               return_logits=False, chunk: int = 2048):
+        hop = model.config.hop_length
+        n_layers, gate = len(model.blocks), model.config.gate_channels
+        # conditioning columns: 0 = before the onset (global only), j + 1 = frame j
+        glob = g.detach().view(n, n_layers, gate, 1)
+        if local is not None:
+            loc = local.detach().view(n, n_layers, gate, -1)
+            bias = torch.cat([glob, glob + loc], dim=-1)
+        else:
+            bias = glob
+        bias = np.ascontiguousarray(bias.cpu().numpy().astype(np.float32))
+        positions = np.arange(n_samples) - 1  # the step predicting sample t runs at position t - 1
+        if local is not None:
+            frame = np.minimum((positions + hop // 2) // hop, bias.shape[-1] - 2) + 1
+            frame_of = np.where(positions >= 0, frame, 0).astype(np.int64)
+        else:
+            frame_of = np.zeros(n_samples, dtype=np.int64)
+        # the same uniforms, in the same order, as sample_categorical draws them step by step
+        uniforms = torch.rand(n_samples, n, generator=generator, dtype=torch.float64).numpy()
+        codes = np.zeros((n, n_samples), dtype=np.int64)
+        logits = np.zeros((n, n_samples, self.head2_w.shape[0]) if return_logits else (1, 1, 1))
+        prev = np.full(n, model.silence, dtype=np.int64)
+        ring = np.zeros((n, max(self.n_ring, 1), self.embed.shape[1]), dtype=np.float32)
+        for t0 in range(0, n_samples, chunk):
+            t1 = min(n_samples, t0 + chunk)
+            _compiled(t0, t1, codes, logits, return_logits, prev, ring, self.ring_offset, self.ring_len,
+                      self.dilation, self.conv_w, self.conv_b, self.res_w, self.res_b, self.skip_w, self.skip_b,
+                      self.head1_w, self.head1_b, self.head2_w, self.head2_b, self.embed, bias, frame_of,
+                      uniforms, 1.0 / temperature)
+            if progress is not None:
+                progress(t1, n_samples)
+        codes_t = torch.from_numpy(codes)
+        if return_logits:
+            return codes_t, torch.from_numpy(logits).permute(0, 2, 1).float()
+        return codes_t

@@ -16,6 +16,9 @@ REGISTRY: dict[str, str] = {
     "ddsp": "workbench.models.ddsp:DDSP",
     "griffinlim": "workbench.models.griffinlim:GriffinLim",
     "note2mel": "workbench.models.note2mel:NoteToMel",
+    "melgan": "workbench.models.melgan:MelGAN",
+    "gansynth": "workbench.models.gansynth:GANSynth",
+    "wavegan": "workbench.models.wavegan:WaveGAN",
 }
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "assets" / "checkpoints"

@@ -1,0 +1,83 @@
+"""GANSynth: the log-magnitude + IF representation, fixed length, inversion and the shipped checkpoint."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from workbench.data import Notes
+from workbench.metrics import cents_error, median_f0
+from workbench.models import create_model, has_checkpoint, load_card, load_model
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    return create_model("gansynth", "small").eval()
+
+
+def test_representation_round_trips_a_real_note(small):
+    c = small.config
+    x = Notes(source="soundfont", instruments=("trumpet",), pitches=(60,), velocities=(100,),
+              seconds=c.note_seconds)[0][0]  # (1, time)
+    y = small.from_representation(small.to_representation(x), x.shape[-1])
+    inner = slice(c.n_fft, -c.n_fft)
+    assert float((y - x)[:, inner].pow(2).mean().sqrt()) <= 1e-5
+
+
+def test_a_pure_tone_has_constant_instantaneous_frequency(small):
+    c = small.config
+    k = 20  # a bin-centred tone
+    t = torch.arange(small.n_samples) / c.sample_rate
+    tone = 0.5 * torch.sin(2 * math.pi * k * c.sample_rate / c.n_fft * t + 0.3)
+    rep = small.to_representation(tone[None])[0]  # (2, freq, frames)
+    inst_freq = rep[1, k, 2:-2]
+    assert float(inst_freq.std()) < 1e-4
+    assert float(rep[0, k, 2:-2].mean()) > float(rep[0, k + 5, 2:-2].mean())  # the tone's bin is the loud one
+
+
+def test_generator_image_has_the_representation_shape_and_ranges(small):
+    z = torch.randn(2, small.config.latent_size)
+    rep = small.generator_image(z, small.one_hots([50, 60], ["piano", "flute"]))
+    assert rep.shape == (2, 2, small.config.n_fft // 2 + 1, small.n_frames)
+    assert float(rep[:, 1].abs().max()) <= 1.0
+    assert float(rep[:, 0, -1].max()) == -1.0  # the Nyquist bin is silent
+
+
+def test_output_has_the_fixed_length(small):
+    assert small.generate(1, seconds=5.0, generator=0).n_samples == small.n_samples
+    assert small.generate(1, seconds=0.1, generator=0).n_samples == 1600
+
+
+def test_critic_has_pitch_and_instrument_heads(small):
+    rep = small.to_representation(torch.randn(3, small.n_samples) * 0.1)
+    score, pitch_logits, inst_logits = small.critic(rep, heads=True)
+    assert score.shape == (3,)
+    assert pitch_logits.shape == (3, small.n_pitches) and inst_logits.shape == (3, small.n_instruments)
+
+
+def test_decode_inverts_the_encoded_representation():
+    torch.manual_seed(0)
+    tiny = create_model("gansynth", "tiny").eval()
+    x = tiny.generate(1, seconds=1.0, generator=1)
+    enc = tiny.encode(x)
+    assert set(enc.data) == {"representation", "z", "inversion_error"}
+    y = tiny.decode(enc)
+    assert torch.allclose(y.samples, x.samples, atol=1e-4)
+
+
+# ---- the shipped checkpoint ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not has_checkpoint("gansynth"), reason="no shipped gansynth checkpoint")
+def test_shipped_checkpoint_generates_a_pitch_its_card_reports():
+    model = load_model("gansynth")
+    hits = [n for n in load_card("gansynth")["metrics"]["notes"] if n["hit"]]
+    assert hits, "the card reports no note at the requested pitch"
+    note = hits[0]
+    audio = model.generate(1, seconds=model.config.note_seconds,
+                           cond={"pitch": note["pitch"], "instrument": note["instrument"]}, generator=note["seed"])
+    f = median_f0(audio, fmin=30, fmax=2000)
+    assert abs(cents_error(f, note["pitch"])) <= 50

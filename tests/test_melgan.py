@@ -1,0 +1,103 @@
+"""MelGAN: output length, discriminators, feature matching, random windows, and the shipped vocoder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from workbench.layers import MultiScaleDiscriminator, feature_matching_loss, random_window_starts
+from workbench.metrics import cents_error, median_f0
+from workbench.models import create_model, has_checkpoint, load_card, load_model
+
+
+@pytest.fixture()
+def tiny():
+    torch.manual_seed(0)
+    return create_model("melgan", "tiny").eval()
+
+
+@pytest.mark.parametrize("frames", [1, 5, 13])
+def test_output_length_is_hop_times_frames(tiny, frames):
+    mel = torch.randn(2, tiny.config.n_mels, frames)
+    with torch.no_grad():
+        y = tiny.vocode(mel, torch.Generator().manual_seed(0))
+    assert y.shape == (2, 1, frames * tiny.config.hop_length)
+
+
+def test_generator_uses_weight_norm_and_dilations_1_3_9(tiny):
+    names = [n for n, _ in tiny.generator.named_parameters()]
+    assert any("parametrizations.weight.original0" in n for n in names)
+    dilations = [m.dilation[0] for m in tiny.generator.modules() if isinstance(m, torch.nn.Conv1d) and m.kernel_size[0] == 3]
+    assert dilations[:3] == [1, 3, 9]
+
+
+def test_three_discriminators_hear_successively_pooled_audio():
+    d = MultiScaleDiscriminator(3, 4, 2, 16)
+    outputs = d(torch.randn(1, 1, 2048))
+    lengths = [f[-1].shape[-1] for f in outputs]
+    assert len(outputs) == 3 and lengths[0] == 2 * lengths[1] == 4 * lengths[2]
+
+
+def test_feature_matching_loss_is_zero_for_identical_inputs_and_positive_otherwise():
+    d = MultiScaleDiscriminator(3, 4, 2, 16)
+    x = torch.randn(2, 1, 1024)
+    assert float(feature_matching_loss(d(x), d(x))) == 0.0
+    assert float(feature_matching_loss(d(x), d(0.5 * x))) > 0.0
+
+
+@pytest.mark.parametrize("n_samples,window,multiple", [(4096, 1024, 256), (1000, 1000, 1), (777, 64, 1)])
+def test_random_windows_stay_within_bounds(n_samples, window, multiple):
+    starts = random_window_starts(n_samples, window, 500, torch.Generator().manual_seed(0), multiple)
+    assert int(starts.min()) >= 0 and int(starts.max()) + window <= n_samples
+    assert bool((starts % multiple == 0).all())
+    with pytest.raises(ValueError):
+        random_window_starts(100, 101, 1)
+
+
+def test_window_discriminators_judge_windows_of_each_size(tiny):
+    real = torch.randn(2, 1, tiny.config.segment_frames * tiny.config.hop_length)
+    mel = torch.randn(2, tiny.config.n_mels, tiny.config.segment_frames)
+    real_scores, fake_scores = tiny._windows(real, real, mel, torch.Generator().manual_seed(0))
+    assert len(real_scores) == 2 * len(tiny.config.window_sizes)  # unconditional + conditional per size
+    assert [s.shape[-1] for s in real_scores[::2]] == list(tiny.config.window_sizes)
+
+
+def test_mel_convention_matches_note2mel_so_it_can_vocode_its_frames():
+    melgan, note2mel = create_model("melgan", "small"), create_model("note2mel", "small")
+    assert note2mel._same_convention(melgan)
+
+
+def test_a_training_step_updates_generator_and_discriminators(tiny):
+    from workbench.data import collate
+    from workbench.train import make_datasets
+
+    train_set, _ = make_datasets(tiny)
+    batch = collate([train_set[i] for i in range(2)])
+    g0 = [p.clone() for p in tiny.generator.parameters()]
+    d0 = [p.clone() for p in tiny.discriminator.parameters()]
+    logs = tiny.train().train_step(batch, tiny.configure_optimizers(), generator=torch.Generator().manual_seed(0))
+    assert {"d_loss", "feature_matching", "mel_error"} <= set(logs)
+    assert any(not torch.equal(a, b) for a, b in zip(g0, tiny.generator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, tiny.discriminator.parameters()))
+
+
+# ---- the shipped checkpoint ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not has_checkpoint("melgan"), reason="no shipped melgan checkpoint")
+def test_shipped_vocoder_keeps_a_pitch_its_card_reports():
+    model = load_model("melgan")
+    hits = [n for n in load_card("melgan")["metrics"]["notes"] if n["hit"]]
+    assert hits, "the card reports no note at the requested pitch"
+    note = hits[0]
+    audio = model.generate(1, seconds=model.config.note_seconds, generator=note["seed"],
+                           cond={"pitch": note["pitch"], "instrument": note["instrument"]})
+    f = median_f0(audio, fmin=30, fmax=2000)
+    assert abs(cents_error(f, note["pitch"])) <= 50
+
+
+@pytest.mark.skipif(not has_checkpoint("melgan"), reason="no shipped melgan checkpoint")
+def test_shipped_vocoder_is_offered_to_note2mel_and_the_phase_lab():
+    from workbench.models.note2mel import available_vocoders
+
+    assert "melgan" in available_vocoders()

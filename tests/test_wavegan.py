@@ -1,0 +1,110 @@
+"""WaveGAN: fixed output length, phase shuffle, the gradient penalty, inversion and the shipped checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from workbench.layers import gradient_penalty, phase_shuffle
+from workbench.metrics import cents_error, median_f0
+from workbench.models import create_model, has_checkpoint, load_card, load_model
+
+
+@pytest.fixture()
+def tiny():
+    torch.manual_seed(0)
+    return create_model("wavegan", "tiny").eval()
+
+
+def test_output_has_the_fixed_length_whatever_seconds_asks(tiny):
+    assert tiny.n_samples == 16 * 4 ** tiny.config.n_layers
+    assert tiny.generate(1, seconds=5.0, generator=0).n_samples == tiny.n_samples
+    assert tiny.generate(1, seconds=0.01, generator=0).n_samples == 160
+
+
+def test_each_transposed_convolution_makes_the_signal_four_times_longer(tiny):
+    h = torch.zeros(1, tiny._channels[0], 16)
+    for layer in tiny.g_layers:
+        n = h.shape[-1]
+        assert layer.kernel_size == (25,) and layer.stride == (4,)
+        h = layer(h)
+        assert h.shape[-1] == 4 * n
+
+
+def test_phase_shuffle_with_radius_zero_is_the_identity():
+    x = torch.randn(3, 4, 50)
+    assert torch.equal(phase_shuffle(x, 0, torch.Generator().manual_seed(0)), x)
+
+
+def test_phase_shuffle_shifts_each_item_by_at_most_the_radius():
+    x = torch.randn(8, 2, 40)
+    y = phase_shuffle(x, 2, torch.Generator().manual_seed(1))
+    assert y.shape == x.shape
+    for a, b in zip(x, y):
+        shifts = [k for k in range(-2, 3)
+                  if torch.equal(b[:, max(k, 0): 40 + min(k, 0)], a[:, max(-k, 0): 40 - max(k, 0)])]
+        assert shifts, "every item is its input shifted by -2..2 (edges reflected)"
+
+
+def test_gradient_penalty_matches_a_finite_difference_check_on_a_toy_critic():
+    w = torch.randn(1, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def critic(x):
+        return (w * x ** 3).sum(-1) + (x[..., :3] * x[..., 3:]).sum(-1)  # (batch,)
+
+    real = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    fake = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    gp = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(3))
+    # the same interpolates, gradients by central differences
+    a = torch.rand(4, 1, generator=torch.Generator().manual_seed(3)).double()
+    x_hat = a * real + (1 - a) * fake
+    eps = 1e-6
+    grads = torch.zeros_like(x_hat)
+    for j in range(6):
+        step = torch.zeros_like(x_hat)
+        step[:, j] = eps
+        grads[:, j] = (critic(x_hat + step) - critic(x_hat - step)) / (2 * eps)
+    expected = ((grads.norm(dim=1) - 1) ** 2).mean()
+    assert torch.allclose(gp, expected, rtol=1e-6)
+
+
+def test_gradient_penalty_trains_the_critic():
+    lin = torch.nn.Linear(5, 1)
+    gp = gradient_penalty(lambda x: lin(x)[:, 0], torch.randn(3, 5), torch.randn(3, 5))
+    gp.backward()
+    assert lin.weight.grad is not None and float(lin.weight.grad.abs().sum()) > 0
+
+
+def test_inversion_lowers_the_error_from_the_prior_mode(tiny):
+    x = tiny.generate(1, seconds=1.0, generator=4).samples[:, 0]
+    _, before = tiny.invert(x, steps=0)
+    _, after = tiny.invert(x, steps=15)
+    assert float(after[0]) < float(before[0])
+
+
+def test_a_training_step_updates_both_generator_and_critic(tiny):
+    from workbench.data import collate
+    from workbench.train import make_datasets
+
+    train_set, _ = make_datasets(tiny)
+    batch = collate([train_set[i] for i in range(2)])
+    g0 = [p.clone() for p in tiny._g_params()]
+    d0 = [p.clone() for p in tiny._d_params()]
+    tiny.train().train_step(batch, tiny.configure_optimizers(), generator=torch.Generator().manual_seed(0))
+    assert any(not torch.equal(a, b) for a, b in zip(g0, tiny._g_params()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, tiny._d_params()))
+
+
+# ---- the shipped checkpoint ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not has_checkpoint("wavegan"), reason="no shipped wavegan checkpoint")
+def test_shipped_checkpoint_generates_a_pitch_its_card_reports():
+    model = load_model("wavegan")
+    hits = [n for n in load_card("wavegan")["metrics"]["notes"] if n["hit"]]
+    assert hits, "the card reports no note at the requested pitch"
+    note = hits[0]
+    audio = model.generate(1, seconds=model.n_samples / model.sample_rate,
+                           cond={"pitch": note["pitch"], "instrument": note["instrument"]}, generator=note["seed"])
+    f = median_f0(audio, fmin=30, fmax=2000)
+    assert abs(cents_error(f, note["pitch"])) <= 50

@@ -1,0 +1,362 @@
+"""GANSynth (Engel et al. 2019): a GAN that paints spectrograms whose phase is a running sum.
+
+Instead of samples, the generator draws an image of two channels, log-magnitude and
+*instantaneous frequency* (IF: how much each bin's phase advances from frame to frame,
+divided by pi). A steady partial has a constant IF, a flat line the network can draw, where
+the wrapped phase itself is a tangle. Inversion is exact and cheap::
+
+    z ~ N(0, I) ++ one-hot(pitch) ++ one-hot(instrument)
+      --linear--> (channels, 4, 4) --[upsample x2, conv 3x3, pixel norm] ...-->
+      (2, n_fft / 2, frames)          channel 0: log-magnitude, channel 1: IF in [-1, 1]
+    phase = cumsum(IF * pi) over frames;  magnitude = exp(log-magnitude) - eps
+    samples = istft(magnitude * exp(i * phase))
+
+The critic mirrors the generator and has two extra heads that classify pitch and instrument
+(the auxiliary classification loss that makes the pitch conditioning stick). Trained as
+WGAN-GP (gradient penalty weight 10, ProGAN's small drift penalty), without the progressive
+schedule (a single scale is enough at this size).
+
+``encode`` gives the model's own representation of a sound (log-magnitude + IF, which
+``decode`` inverts exactly) and a latent found by inversion (:meth:`GANSynth.invert`).
+
+Notebook: notebooks/07_adversarial.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..audio import Audio
+from ..dsp.spectral import if_to_phase, istft, phase_to_if, stft
+from ..errors import ParameterError
+from ..layers import gradient_penalty
+from .base import CondSpec, Encoding, GenerativeModel
+
+MAG_EPS = 1e-4  # log(magnitude + eps): silence sits at log(eps)
+LOG_LOW, LOG_HIGH = math.log(MAG_EPS), math.log(100.0)  # mapped to -1 and 1
+
+
+@dataclass(frozen=True)
+class GANSynthConfig:
+    sample_rate: int = 16000
+    n_fft: int = 256
+    hop_length: int = 128
+    latent_size: int = 64
+    channels: tuple = (64, 64, 48, 32, 24, 16)  # generator, from 4 x 4 upwards (critic: reversed)
+    gp_weight: float = 10.0
+    drift_weight: float = 1e-3
+    aux_weight: float = 10.0  # auxiliary pitch / instrument classification in the critic
+    n_critic: int = 1
+    inversion_steps: int = 100
+    learning_rate: float = 5e-4
+    betas: tuple = (0.0, 0.99)
+    # conditioning and data
+    instruments: tuple = ("piano", "flute", "strings", "trumpet")
+    pitch_range: tuple = (48, 72)
+    velocities: tuple = (64, 112)
+    data_source: str = "soundfont"
+    note_seconds: float = 0.5
+    batch_size: int = 8
+
+
+PRESETS = {
+    "tiny": dict(n_fft=128, hop_length=64, latent_size=8, channels=(16, 8, 8, 8, 4), inversion_steps=3,
+                 instruments=("piano", "flute"), pitch_range=(60, 62), velocities=(100,), note_seconds=0.25,
+                 batch_size=2),
+    "small": dict(),
+}
+
+
+class PixelNorm(nn.Module):
+    """ProGAN's pixel norm: each position's feature vector scaled to unit RMS."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+def _scales(n_freq: int, n_frames: int, n_stages: int) -> list[tuple[int, int]]:
+    """Upsampling factors (freq, time) per stage from 4 x 4 to ``(n_freq, n_frames)``: time stops at its size."""
+    out, f, t = [], 4, 4
+    for _ in range(n_stages):
+        sf, st = (2 if f < n_freq else 1), (2 if t < n_frames else 1)
+        out.append((sf, st))
+        f, t = f * sf, t * st
+    if (f, t) != (n_freq, n_frames):
+        raise ParameterError(f"{n_stages} stages from 4 x 4 reach {f} x {t}, not {n_freq} x {n_frames}; "
+                             "change channels (one stage per entry after the first) or n_fft / hop_length")
+    return out
+
+
+class GANSynth(GenerativeModel):
+    """Log-magnitude + instantaneous-frequency spectrogram GAN (WGAN-GP, auxiliary pitch classifier)."""
+
+    name = "gansynth"
+    family = "adversarial"
+    likelihood = "none"
+    Config = GANSynthConfig
+    PRESETS = PRESETS
+    notebook = "notebooks/07_adversarial.ipynb"
+
+    def __init__(self, config: GANSynthConfig):
+        super().__init__(config)
+        c = config
+        self.n_pitches = c.pitch_range[1] - c.pitch_range[0] + 1
+        self.n_instruments = len(c.instruments)
+        n_bins = c.n_fft // 2  # the Nyquist bin is left out of the image and set to zero
+        self.image_frames = 2 ** math.ceil(math.log2(self.n_frames))
+        self.stages = _scales(n_bins, self.image_frames, len(c.channels) - 1)
+        ch = c.channels
+        # generator: latent ++ one-hots -> 4 x 4 -> ... -> (2, n_bins, image_frames)
+        self.g_input = nn.Linear(c.latent_size + self.n_pitches + self.n_instruments, ch[0] * 16)
+        self.g_blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.LeakyReLU(0.2), PixelNorm(),
+                          nn.Conv2d(b, b, 3, padding=1), nn.LeakyReLU(0.2), PixelNorm())
+            for a, b in zip(ch[:-1], ch[1:]))
+        self.g_out = nn.Conv2d(ch[-1], 2, 1)
+        # critic: the mirror image, plus a score head and two classification heads
+        rev = ch[::-1]
+        self.d_input = nn.Conv2d(2, rev[0], 1)
+        self.d_blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(a, a, 3, padding=1), nn.LeakyReLU(0.2),
+                          nn.Conv2d(a, b, 3, padding=1), nn.LeakyReLU(0.2))
+            for a, b in zip(rev[:-1], rev[1:]))
+        self.d_score = nn.Linear(rev[-1] * 16, 1)
+        self.d_pitch = nn.Linear(rev[-1] * 16, self.n_pitches)
+        self.d_instrument = nn.Linear(rev[-1] * 16, self.n_instruments)
+
+    # ---- facts ----------------------------------------------------------------------------------------
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.config.note_seconds * self.config.sample_rate))
+
+    @property
+    def n_frames(self) -> int:
+        return self.n_samples // self.config.hop_length + 1
+
+    @property
+    def conditioning(self) -> tuple[CondSpec, ...]:
+        c = self.config
+        return (
+            CondSpec("pitch", "int", (c.pitch_range[0] + c.pitch_range[1]) // 2, tuple(c.pitch_range),
+                     unit="MIDI", help="one-hot in the latent; the critic must recognise it"),
+            CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments),
+                     help="one-hot in the latent; the critic must recognise it"),
+        )
+
+    # ---- the representation: log-magnitude + instantaneous frequency ----------------------------------------
+    def to_representation(self, x: torch.Tensor) -> torch.Tensor:
+        """Samples ``(batch, time)`` -> ``(batch, 2, n_fft / 2 + 1, frames)``: scaled log-magnitude and IF.
+
+        Computed in float64 so that :meth:`from_representation` inverts it to ~1e-7.
+        """
+        c = self.config
+        spec = stft(x.double(), c.n_fft, c.hop_length)  # (batch, freq, frames)
+        logmag = torch.log(spec.abs() + MAG_EPS)
+        scaled = 2 * (logmag - LOG_LOW) / (LOG_HIGH - LOG_LOW) - 1
+        return torch.stack([scaled, phase_to_if(spec.angle())], dim=1).float()
+
+    def from_representation(self, rep: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Scaled log-magnitude + IF ``(batch, 2, freq, frames)`` -> samples ``(batch, time)``.
+
+        1. magnitude = exp(log-magnitude) - eps; 2. phase = cumsum(IF * pi) over frames;
+        3. inverse STFT.
+        """
+        c = self.config
+        rep = rep.double()
+        logmag = (rep[:, 0] + 1) / 2 * (LOG_HIGH - LOG_LOW) + LOG_LOW
+        mag = (logmag.exp() - MAG_EPS).clamp_min(0)
+        phase = if_to_phase(rep[:, 1])
+        y = istft(torch.polar(mag, phase), c.n_fft, c.hop_length, length=length)
+        return y.float()
+
+    # ---- generator and critic ------------------------------------------------------------------------------
+    def one_hots(self, pitch, instrument) -> torch.Tensor:
+        c = self.config
+        pitch = torch.as_tensor(pitch, device=self.device).long() - c.pitch_range[0]
+        inst = instrument if isinstance(instrument, torch.Tensor) else self.cond_index("instrument", instrument)
+        return torch.cat([F.one_hot(pitch, self.n_pitches), F.one_hot(inst.to(self.device), self.n_instruments)],
+                         dim=-1).float()
+
+    def generator_image(self, z: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        """Latent ``(batch, latent)`` + one-hots -> representation ``(batch, 2, n_fft / 2 + 1, frames)``."""
+        c = self.config
+        h = self.g_input(torch.cat([z, onehot], dim=-1)).view(z.shape[0], c.channels[0], 4, 4)
+        h = F.leaky_relu(h, 0.2)
+        for block, scale in zip(self.g_blocks, self.stages):
+            h = block(F.interpolate(h, scale_factor=scale, mode="nearest"))  # (batch, ch, freq, time)
+        out = self.g_out(h)  # (batch, 2, n_fft / 2, image_frames)
+        # the Nyquist bin is silent: log-magnitude -1 (magnitude 0), IF 0
+        logmag = F.pad(out[:, :1], (0, 0, 0, 1), value=-1.0)
+        inst_freq = F.pad(torch.tanh(out[:, 1:]), (0, 0, 0, 1))
+        image = torch.cat([logmag, inst_freq], dim=1)  # (batch, 2, n_fft / 2 + 1, image_frames)
+        return image[..., : self.n_frames]
+
+    def critic(self, rep: torch.Tensor, heads: bool = False):
+        """Score ``(batch,)`` of representations (and pitch / instrument logits with ``heads``)."""
+        c = self.config
+        h = rep[:, :, : c.n_fft // 2]  # drop the Nyquist bin
+        h = F.pad(h, (0, self.image_frames - h.shape[-1]))  # (batch, 2, n_bins, image_frames)
+        h = F.leaky_relu(self.d_input(h), 0.2)
+        for block, scale in zip(self.d_blocks, reversed(self.stages)):
+            h = F.avg_pool2d(block(h), scale)
+        h = h.flatten(1)  # (batch, channels * 16)
+        score = self.d_score(h)[:, 0]
+        return (score, self.d_pitch(h), self.d_instrument(h)) if heads else score
+
+    def _generate(self, n, seconds, cond, temperature, generator, progress):
+        z = temperature * torch.randn(n, self.config.latent_size, generator=generator).to(self.device)
+        rep = self.generator_image(z, self.one_hots(cond["pitch"], cond["instrument"]))
+        y = self.from_representation(rep, self.n_samples)
+        return y[:, None, : max(1, min(self.n_samples, int(round(seconds * self.sample_rate))))]
+
+    # ---- encode / decode ------------------------------------------------------------------------------------
+    def _fit_length(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (0, max(0, self.n_samples - x.shape[-1])))[..., : self.n_samples]
+
+    def invert(self, x: torch.Tensor, cond: dict | None = None, steps: int | None = None):
+        """GAN inversion: the latent whose image is closest (L1 on log-magnitude) to ``x`` ``(batch, time)``.
+
+        Starts from z = 0 for every item and runs Adam; returns ``(z, error)``.
+        """
+        checked = self.check_cond(cond, x.shape[0])
+        target = self.to_representation(self._fit_length(x).to(self.device))[:, 0]
+        onehot = self.one_hots(checked["pitch"], checked["instrument"])
+        z = torch.zeros(x.shape[0], self.config.latent_size, device=self.device, requires_grad=True)
+        opt = torch.optim.Adam([z], lr=0.05)
+        for p in self.parameters():
+            p.requires_grad_(False)
+        try:
+            with torch.enable_grad():
+                for _ in range(self.config.inversion_steps if steps is None else steps):
+                    opt.zero_grad()
+                    error = (self.generator_image(z, onehot)[:, 0] - target).abs().mean(dim=(1, 2))
+                    error.sum().backward()
+                    opt.step()
+        finally:
+            for p in self.parameters():
+                p.requires_grad_(True)
+        with torch.no_grad():
+            error = (self.generator_image(z, onehot)[:, 0] - target).abs().mean(dim=(1, 2))
+        return z.detach(), error
+
+    def encode(self, audio: Audio, cond: dict | None = None) -> Encoding:
+        """The representation (scaled log-magnitude + IF) and a latent found by inversion."""
+        x = self.check_audio_input(audio)[:, 0]
+        rep = self.to_representation(x)
+        z, error = self.invert(x, cond)
+        return Encoding("spectral+latent", {"representation": rep, "z": z, "inversion_error": error},
+                        self.sample_rate, meta={"n_samples": x.shape[-1], "cond": cond})
+
+    def decode(self, encoding: Encoding) -> Audio:
+        """Invert the representation exactly (``decode_latent`` renders the inversion latent instead)."""
+        y = self.from_representation(encoding.data["representation"], encoding.meta.get("n_samples"))
+        return Audio(y[:, None].clamp(-1, 1).cpu(), self.sample_rate)
+
+    def decode_latent(self, encoding: Encoding) -> Audio:
+        """What the generator makes of the inversion latent (how much of the sound it can reach)."""
+        z = encoding.data["z"]
+        checked = self.check_cond(encoding.meta.get("cond"), z.shape[0])
+        with torch.no_grad():
+            rep = self.generator_image(z.to(self.device), self.one_hots(checked["pitch"], checked["instrument"]))
+            y = self.from_representation(rep, self.n_samples)
+        return Audio(y[:, None].clamp(-1, 1).cpu(), self.sample_rate)
+
+    # ---- training -----------------------------------------------------------------------------------------------
+    def _g_params(self):
+        return [p for n, p in self.named_parameters() if n.startswith("g_")]
+
+    def _d_params(self):
+        return [p for n, p in self.named_parameters() if n.startswith("d_")]
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        c = self.config
+        return [torch.optim.Adam(self._g_params(), lr=c.learning_rate, betas=tuple(c.betas)),
+                torch.optim.Adam(self._d_params(), lr=c.learning_rate, betas=tuple(c.betas))]
+
+    def _batch(self, batch, generator=None):
+        samples, cond = batch
+        x = self._fit_length(samples.to(self.device)[:, 0])
+        real = self.to_representation(x)
+        pitch = torch.as_tensor(cond["pitch"], device=self.device).long()
+        inst = self.cond_index("instrument", list(cond["instrument"]))
+        onehot = self.one_hots(pitch, inst)
+        z = torch.randn(x.shape[0], self.config.latent_size, generator=generator).to(self.device)
+        return real, onehot, z, pitch - self.config.pitch_range[0], inst
+
+    def critic_loss(self, real, fake, pitch, inst, generator=None) -> dict:
+        c = self.config
+        s_real, p_real, i_real = self.critic(real, heads=True)
+        s_fake = self.critic(fake.detach())
+        gp = gradient_penalty(self.critic, real, fake, generator)
+        aux = F.cross_entropy(p_real, pitch) + F.cross_entropy(i_real, inst)
+        wasserstein = s_real.mean() - s_fake.mean()
+        loss = -wasserstein + c.gp_weight * gp + c.drift_weight * s_real.pow(2).mean() + c.aux_weight * aux
+        return {"d_loss": loss, "wasserstein": wasserstein, "gp": gp, "d_aux": aux}
+
+    def generator_loss(self, fake, pitch, inst) -> dict:
+        s_fake, p_fake, i_fake = self.critic(fake, heads=True)
+        aux = F.cross_entropy(p_fake, pitch) + F.cross_entropy(i_fake, inst)
+        return {"loss": -s_fake.mean() + self.config.aux_weight * aux, "g_aux": aux}
+
+    def training_step(self, batch, generator=None) -> dict:
+        """Critic and generator losses on one batch, nothing updated (what evaluation reports)."""
+        real, onehot, z, pitch, inst = self._batch(batch, generator)
+        fake = self.generator_image(z, onehot)
+        with torch.enable_grad():
+            logs = self.critic_loss(real, fake, pitch, inst, generator)
+        return {**self.generator_loss(fake, pitch, inst), **{k: v.detach() for k, v in logs.items()}}
+
+    def train_step(self, batch, optimizers, *, generator=None, clip: float | None = 1.0, sync=None) -> dict:
+        """1. ``n_critic`` critic steps (WGAN-GP + auxiliary classifier), 2. one generator step."""
+        opt_g, opt_d = optimizers
+        real, onehot, z, pitch, inst = self._batch(batch, generator)
+        for _ in range(self.config.n_critic):
+            opt_d.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                fake = self.generator_image(
+                    torch.randn(z.shape, generator=generator).to(self.device), onehot)
+            d_logs = self.critic_loss(real, fake, pitch, inst, generator)
+            d_logs["d_loss"].backward()
+            if sync is not None:
+                sync(self._d_params())
+            opt_d.step()
+        opt_g.zero_grad(set_to_none=True)
+        for p in self._d_params():
+            p.requires_grad_(False)
+        logs = self.generator_loss(self.generator_image(z, onehot), pitch, inst)
+        logs["loss"].backward()
+        for p in self._d_params():
+            p.requires_grad_(True)
+        if sync is not None:
+            sync(self._g_params())
+        opt_g.step()
+        logs.update(d_logs)
+        return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
+
+    # ---- figure ----------------------------------------------------------------------------------------------
+    def visualise(self, audio: Audio | None = None):
+        """What the generator draws: log-magnitude, instantaneous frequency and the wrapped phase it implies."""
+        from ..viz import new_figure
+
+        c = self.config
+        if audio is None:
+            audio = self.generate(1, seconds=c.note_seconds, generator=0)
+        x = self._fit_length(self.check_audio_input(audio)[:1, 0])
+        rep = self.to_representation(x)[0].cpu()
+        phase = if_to_phase(rep[1].double()).float()
+        fig, axes = new_figure(1, 3, width=11, row_height=3.2)
+        extent = [0, c.note_seconds, 0, c.sample_rate / 2000]
+        for ax, img, title, cmap in ((axes[0, 0], rep[0], "log-magnitude (scaled)", "magma"),
+                                     (axes[0, 1], rep[1], "instantaneous frequency / pi", "twilight"),
+                                     (axes[0, 2], phase, "wrapped phase = cumsum(IF * pi)", "twilight")):
+            ax.imshow(img.numpy(), origin="lower", aspect="auto", cmap=cmap, extent=extent)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("time (s)")
+        axes[0, 0].set_ylabel("kHz")
+        fig.suptitle("GANSynth draws the first two images; the third follows by a running sum", fontsize=10)
+        return fig

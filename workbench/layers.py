@@ -258,3 +258,268 @@ def hinge_d_loss(real_scores, fake_scores) -> torch.Tensor:
 def hinge_g_loss(fake_scores) -> torch.Tensor:
     """Hinge loss of the generator: ``-D(fake)``, summed over heads."""
     return sum(-f.mean() for f in fake_scores)
+
+
+# ---- conditioning on a note ---------------------------------------------------------------------
+class NoteEmbedding(nn.Module):
+    """Pitch, instrument and velocity of a note -> one vector ``(batch, channels)``.
+
+    ``pitch`` holds MIDI notes (offset by ``low_pitch``), ``instrument`` indices, ``velocity``
+    MIDI velocities (scaled by 1/127): the three embeddings are summed.
+    """
+
+    def __init__(self, n_pitches: int, n_instruments: int, channels: int, low_pitch: int = 0):
+        super().__init__()
+        self.low_pitch = low_pitch
+        self.pitch = nn.Embedding(n_pitches, channels)
+        self.instrument = nn.Embedding(n_instruments, channels)
+        self.velocity = nn.Linear(1, channels)
+
+    def forward(self, pitch: torch.Tensor, instrument: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
+        dtype = self.velocity.weight.dtype
+        return (self.pitch(pitch - self.low_pitch) + self.instrument(instrument)
+                + self.velocity(velocity.to(dtype)[:, None] / 127.0))
+
+
+# ---- flows: invertible blocks that return (output, log |det J|) ------------------------------------------
+def squeeze(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``(batch, c, time)`` -> ``(batch, c * factor, time / factor)``: each group of ``factor``
+    consecutive samples becomes a column (WaveGlow's "squeeze")::
+
+        x0 x1 x2 x3 x4 x5 x6 x7   factor 4 ->   x0 x4
+                                                x1 x5
+                                                x2 x6
+                                                x3 x7
+    """
+    b, c, t = x.shape
+    x = x.reshape(b, c, t // factor, factor)  # (batch, c, time / f, f)
+    return x.permute(0, 1, 3, 2).reshape(b, c * factor, t // factor)
+
+
+def unsqueeze(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Inverse of :func:`squeeze`."""
+    b, cf, t = x.shape
+    x = x.reshape(b, cf // factor, factor, t)  # (batch, c, f, time / f)
+    return x.permute(0, 1, 3, 2).reshape(b, cf // factor, t * factor)
+
+
+class WaveNetCouplingNet(nn.Module):
+    """Non-causal WaveNet-like network of a coupling layer: ``(x_a, cond) -> (log_s, t)`` for ``x_b``.
+
+    Dilated convolutions (dilation 1, 2, 4, ...) with gated tanh x sigmoid units and local
+    conditioning added before the gate, residual and skip paths. The last convolution starts at
+    zero, so a fresh coupling layer is the identity (log_s = 0, t = 0).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, cond_channels: int, hidden: int = 32,
+                 n_layers: int = 4, kernel_size: int = 3):
+        super().__init__()
+        self.start = nn.Conv1d(in_channels, hidden, 1)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(hidden, 2 * hidden, kernel_size, dilation=2**i, padding=(kernel_size - 1) * 2**i // 2)
+            for i in range(n_layers))
+        self.conds = nn.ModuleList(nn.Conv1d(cond_channels, 2 * hidden, 1) for _ in range(n_layers))
+        self.res = nn.ModuleList(nn.Conv1d(hidden, hidden, 1) for _ in range(n_layers))
+        self.end = nn.Conv1d(hidden, 2 * out_channels, 1)
+        nn.init.zeros_(self.end.weight)
+        nn.init.zeros_(self.end.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.start(x)
+        skips = 0
+        for conv, proj, res in zip(self.convs, self.conds, self.res):
+            a, b = (conv(h) + proj(cond)).chunk(2, dim=1)
+            z = torch.tanh(a) * torch.sigmoid(b)  # (batch, hidden, time)
+            skips = skips + z
+            h = (h + res(z)) * 0.5**0.5
+        log_s, t = self.end(skips).chunk(2, dim=1)
+        return log_s, t
+
+
+class AffineCoupling(nn.Module):
+    """``y_a = x_a``, ``y_b = x_b * exp(log_s(x_a, c)) + t(x_a, c)``: invertible whatever the net.
+
+    log |det J| = sum of ``log_s``: the Jacobian is triangular.
+    """
+
+    def __init__(self, channels: int, cond_channels: int, hidden: int = 32, n_layers: int = 4,
+                 kernel_size: int = 3):
+        super().__init__()
+        self.n_a = channels // 2
+        self.net = WaveNetCouplingNet(self.n_a, channels - self.n_a, cond_channels, hidden, n_layers, kernel_size)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x_a, x_b = x[:, : self.n_a], x[:, self.n_a:]
+        log_s, t = self.net(x_a, cond)
+        y_b = x_b * torch.exp(log_s) + t
+        return torch.cat([x_a, y_b], dim=1), log_s.flatten(1).sum(-1)
+
+    def reverse(self, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        y_a, y_b = y[:, : self.n_a], y[:, self.n_a:]
+        log_s, t = self.net(y_a, cond)
+        return torch.cat([y_a, (y_b - t) * torch.exp(-log_s)], dim=1)
+
+
+class InvertibleConv1x1(nn.Module):
+    """WaveGlow's invertible 1x1 convolution: mixes channels with a learned matrix ``W``.
+
+    ``W`` starts as a random rotation with determinant +1 (a reflection is flipped), so it can
+    never pass through a singular matrix by continuity. log |det J| = time * log |det W|.
+    """
+
+    def __init__(self, channels: int, generator: torch.Generator | None = None):
+        super().__init__()
+        w = torch.linalg.qr(torch.randn(channels, channels, generator=generator))[0]
+        if torch.det(w) < 0:
+            w[:, 0] = -w[:, 0]
+        self.weight = nn.Parameter(w)
+
+    def forward(self, x: torch.Tensor, cond=None) -> tuple[torch.Tensor, torch.Tensor]:
+        logdet = torch.linalg.slogdet(self.weight)[1] * x.shape[-1]
+        return torch.einsum("ij,bjt->bit", self.weight, x), logdet.expand(x.shape[0])
+
+    def reverse(self, y: torch.Tensor, cond=None) -> torch.Tensor:
+        w_inv = torch.linalg.inv(self.weight.double()).to(y.dtype)
+        return torch.einsum("ij,bjt->bit", w_inv, y)
+
+
+class ActNorm(nn.Module):
+    """FloWaveNet's (Glow's) activation normalisation: ``y = (x - b) * exp(log_scale)`` per channel.
+
+    The first training batch sets ``b`` and ``log_scale`` so that outputs have zero mean and unit
+    variance per channel (data-dependent initialisation); then both are ordinary parameters.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1))
+        self.log_scale = nn.Parameter(torch.zeros(1, channels, 1))
+        self.register_buffer("initialised", torch.zeros(()))
+
+    @torch.no_grad()
+    def _initialise(self, x: torch.Tensor) -> None:
+        self.bias.copy_(x.mean(dim=(0, 2), keepdim=True))
+        self.log_scale.copy_(-torch.log(x.std(dim=(0, 2), keepdim=True) + 1e-6))
+        self.initialised.fill_(1.0)
+
+    def forward(self, x: torch.Tensor, cond=None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.training and not bool(self.initialised):
+            self._initialise(x)
+        logdet = self.log_scale.sum() * x.shape[-1]
+        return (x - self.bias) * torch.exp(self.log_scale), logdet.expand(x.shape[0])
+
+    def reverse(self, y: torch.Tensor, cond=None) -> torch.Tensor:
+        return y * torch.exp(-self.log_scale) + self.bias
+
+
+class ChannelSwap(nn.Module):
+    """FloWaveNet's fixed permutation between couplings: the two halves trade places (|det| = 1)."""
+
+    def forward(self, x: torch.Tensor, cond=None) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.flip(x, dims=(1,)), x.new_zeros(x.shape[0])
+
+    def reverse(self, y: torch.Tensor, cond=None) -> torch.Tensor:
+        return torch.flip(y, dims=(1,))
+
+
+# ---- autoencoders: strided encoder, upsampling decoder, vector quantiser ---------------------------------
+class DownsampleEncoder(nn.Module):
+    """Waveform ``(batch, 1, time)`` -> latents ``(batch, out, time / 2**n_down)``: stride-2 convolutions."""
+
+    def __init__(self, out_channels: int, hidden: int = 32, n_down: int = 5):
+        super().__init__()
+        layers = [nn.Conv1d(1, hidden, 7, padding=3), nn.GELU()]
+        for _ in range(n_down):
+            layers += [nn.Conv1d(hidden, hidden, 4, stride=2, padding=1), nn.GELU()]
+        layers += [nn.Conv1d(hidden, out_channels, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class UpsampleDecoder(nn.Module):
+    """Latents ``(batch, in, frames)`` plus a note vector -> per-sample outputs ``(batch, out, frames * 2**n_up)``.
+
+    Transposed stride-2 convolutions; the note vector (pitch, instrument, velocity) is added
+    after the first layer. The output is factorised: each sample's distribution depends on the
+    latents, not on the other samples drawn.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, cond_channels: int, hidden: int = 32, n_up: int = 5):
+        super().__init__()
+        self.inp = nn.Conv1d(in_channels, hidden, 3, padding=1)
+        self.cond = nn.Linear(cond_channels, hidden)
+        self.ups = nn.ModuleList(nn.ConvTranspose1d(hidden, hidden, 4, stride=2, padding=1) for _ in range(n_up))
+        self.out = nn.Sequential(nn.GELU(), nn.Conv1d(hidden, hidden, 7, padding=3), nn.GELU(),
+                                 nn.Conv1d(hidden, out_channels, 1))
+
+    def forward(self, z: torch.Tensor, note: torch.Tensor) -> torch.Tensor:
+        h = self.inp(z) + self.cond(note)[..., None]
+        for up in self.ups:
+            h = up(F.gelu(h))
+        return self.out(h)
+
+
+class VectorQuantiser(nn.Module):
+    """Nearest-codeword quantisation with EMA codebook updates and restarts of dead codes.
+
+    ``forward(z)`` with ``z`` ``(batch, dim, frames)`` returns ``(z_q, codes, commitment)``: ``z_q``
+    carries the straight-through gradient (``z + (q - z).detach()``, the identity for the
+    encoder), ``codes`` ``(batch, frames)``, and the commitment loss ``||z - sg(q)||^2``. In
+    training the codebook follows the running mean of the vectors assigned to each code (van den
+    Oord et al. 2017, appendix); the first training batch seeds the codebook with encoder outputs,
+    and a code whose usage falls below ``dead_threshold`` is moved onto a random encoder output of
+    the batch.
+    """
+
+    def __init__(self, n_codes: int, dim: int, decay: float = 0.95, dead_threshold: float = 0.05):
+        super().__init__()
+        self.n_codes, self.dim, self.decay, self.dead_threshold = n_codes, dim, decay, dead_threshold
+        self.register_buffer("codebook", torch.randn(n_codes, dim) * 0.1)
+        self.register_buffer("ema_count", torch.ones(n_codes))
+        self.register_buffer("ema_sum", self.codebook.clone())
+        self.register_buffer("restarts", torch.zeros(()))
+        self.register_buffer("initialised", torch.zeros(()))
+
+    def nearest(self, flat: torch.Tensor) -> torch.Tensor:
+        """Index of the nearest codeword of each row of ``flat`` ``(n, dim)``."""
+        d = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.T
+             + self.codebook.pow(2).sum(1)[None])  # (n, n_codes)
+        return d.argmin(dim=1)
+
+    def lookup(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``(batch, frames)`` -> vectors ``(batch, dim, frames)``."""
+        return self.codebook[codes].transpose(1, 2)
+
+    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None):
+        b, d, t = z.shape
+        flat = z.transpose(1, 2).reshape(-1, d)  # (batch * frames, dim)
+        codes = self.nearest(flat.detach())
+        if self.training:
+            self._update(flat.detach(), codes, generator)
+        q = self.codebook[codes].view(b, t, d).transpose(1, 2)  # (batch, dim, frames)
+        commitment = F.mse_loss(z, q.detach())
+        return z + (q - z).detach(), codes.view(b, t), commitment
+
+    @torch.no_grad()
+    def _update(self, flat: torch.Tensor, codes: torch.Tensor, generator) -> None:
+        if not bool(self.initialised):
+            # the first batch seeds the codebook with encoder outputs (no code starts dead)
+            pick = torch.randint(flat.shape[0], (self.n_codes,), generator=generator).to(flat.device)
+            self.codebook.copy_(flat[pick])
+            self.ema_sum.copy_(flat[pick])
+            self.initialised.fill_(1.0)
+            codes = self.nearest(flat)
+        onehot = F.one_hot(codes, self.n_codes).to(flat.dtype)  # (n, n_codes)
+        self.ema_count.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
+        self.ema_sum.mul_(self.decay).add_(onehot.T @ flat, alpha=1 - self.decay)
+        self.codebook.copy_(self.ema_sum / self.ema_count.clamp_min(1e-5)[:, None])
+        dead = self.ema_count < self.dead_threshold
+        n_dead = int(dead.sum())
+        if n_dead:
+            pick = torch.randint(flat.shape[0], (n_dead,), generator=generator).to(flat.device)
+            self.codebook[dead] = flat[pick]
+            self.ema_sum[dead] = flat[pick]
+            self.ema_count[dead] = 1.0
+            self.restarts.add_(n_dead)

@@ -1,0 +1,101 @@
+"""WaveGlow and FloWaveNet: exact inversion, log-determinants, the 1x1 convolution, vocoding."""
+
+import pytest
+import torch
+
+from workbench.layers import ActNorm, InvertibleConv1x1
+from workbench.models import create_model, has_checkpoint, load_model
+
+FLOWS = ("waveglow", "flowavenet")
+
+
+def _scrambled(name):
+    """A tiny flow whose couplings and ActNorms are not the identity (fresh ones are)."""
+    torch.manual_seed(0)
+    model = create_model(name, "tiny").double().eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "end"):
+                module.end.weight.normal_(0, 0.1)
+                module.end.bias.normal_(0, 0.1)
+            if isinstance(module, ActNorm):
+                module.bias.normal_(0, 0.3)
+                module.log_scale.normal_(0, 0.3)
+    return model
+
+
+def _cond(model, n_samples):
+    mel = torch.randn(1, model.config.n_mels, n_samples // model.config.hop_length + 2, dtype=torch.float64)
+    return model.cond_features(mel, n_samples, 1).double()
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_flow_inverts_exactly(name):
+    model = _scrambled(name)
+    n = 16 * model.multiple
+    x = torch.randn(2, 1, n, dtype=torch.float64) * 0.3
+    c = _cond(model, n).expand(2, -1, -1)
+    with torch.no_grad():
+        z, _ = model.flow(x, c)
+        again = model.inverse(z, c)
+    assert z.shape == (2, n)
+    assert torch.allclose(again, x, atol=1e-5)
+    # and float32, the way the app runs it
+    model = model.float()
+    with torch.no_grad():
+        z, _ = model.flow(x.float(), c.float())
+        assert torch.allclose(model.inverse(z, c.float()), x.float(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_log_determinant_equals_slogdet_of_the_autograd_jacobian(name):
+    model = _scrambled(name)
+    x = torch.randn(1, 1, 16, dtype=torch.float64) * 0.3
+    c = _cond(model, 16)
+    jac = torch.autograd.functional.jacobian(lambda v: model.flow(v.view(1, 1, 16), c)[0][0], x.flatten())
+    _, logdet = model.flow(x, c)
+    sign, expected = torch.linalg.slogdet(jac)  # (16, 16)
+    assert float(sign) != 0
+    assert torch.allclose(logdet[0], expected, atol=1e-8)
+
+
+def test_invertible_1x1_conv_starts_with_positive_determinant():
+    for seed in range(20):
+        conv = InvertibleConv1x1(6, torch.Generator().manual_seed(seed))
+        assert float(torch.det(conv.weight.detach())) > 0
+        assert torch.allclose(conv.weight @ conv.weight.T, torch.eye(6), atol=1e-5)
+
+
+def test_actnorm_initialises_from_the_first_training_batch():
+    norm = ActNorm(3).train()
+    x = torch.randn(4, 3, 100) * torch.tensor([1.0, 5.0, 0.1])[:, None] + 2.0
+    y, _ = norm(x)
+    assert torch.allclose(y.mean(dim=(0, 2)), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(y.std(dim=(0, 2)), torch.ones(3), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_flows_are_vocoders(name):
+    model = create_model(name, "tiny").eval()
+    assert any(s.name == "mel" and s.kind == "frames" for s in model.conditioning)
+    mel = model.example_frames(0.2)
+    audio = model.generate(1, cond={"mel": mel}, generator=0)
+    assert audio.n_samples % model.multiple == 0
+    assert abs(audio.n_samples - (mel.shape[-1] - 1) * model.config.hop_length) < model.multiple
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_encode_decode_round_trip(name):
+    model = _scrambled(name).float()
+    x = model.generate(1, seconds=0.1, generator=1)
+    y = model.decode(model.encode(x))
+    assert torch.allclose(y.samples, x.samples[..., : y.n_samples], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_shipped_checkpoint_loads_and_generates(name):
+    if not has_checkpoint(name):
+        pytest.skip(f"{name} ships no checkpoint yet")
+    model = load_model(name)
+    audio = model.generate(1, seconds=0.2, cond={"pitch": 60}, generator=0)
+    assert bool(torch.isfinite(audio.samples).all()) and float(audio.samples.abs().max()) > 1e-4

@@ -1,0 +1,64 @@
+"""SampleRNN: causal at every offset inside a frame; stateful generation = teacher forcing."""
+
+import torch
+
+from workbench.models import create_model, has_checkpoint, load_model
+
+
+def _model():
+    torch.manual_seed(0)
+    return create_model("samplernn", "tiny").eval()
+
+
+def _cond(n=1):
+    return {"pitch": [62] * n, "instrument": ["piano"] * n, "velocity": [100] * n}
+
+
+def test_causal_at_every_offset_inside_a_frame():
+    model = _model()
+    fs = model.config.frame_size
+    codes = torch.randint(0, 256, (1, 5 * fs), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base = model(codes, _cond())
+        for offset in range(2 * fs):  # every offset inside a top frame, in two frames
+            p = fs + offset
+            changed = codes.clone()
+            changed[0, p] = (changed[0, p] + 128) % 256
+            out = model(changed, _cond())
+            # predictions up to and including position p never see code p ...
+            assert torch.allclose(out[..., : p + 1], base[..., : p + 1], atol=1e-6), offset
+            # ... and the very next prediction does (the MLP sees the previous samples)
+            assert not torch.allclose(out[..., p + 1], base[..., p + 1], atol=1e-6), offset
+
+
+def test_stateful_generation_equals_teacher_forced_predictions():
+    model = _model()
+    n_samples = 3 * model.config.frame_size + 5  # not a whole number of frames
+    with torch.no_grad():
+        codes, logits = model.sample_codes(2, n_samples, _cond(2), generator=torch.Generator().manual_seed(1),
+                                           return_logits=True)
+        forced = model(codes, _cond(2))
+    assert torch.allclose(logits, forced, atol=1e-5)
+
+
+def test_truncated_bptt_gives_the_same_forward_pass():
+    model = _model()
+    codes = torch.randint(0, 256, (2, 3 * model.config.tbptt_samples), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.allclose(model(codes, _cond(2), tbptt=True), model(codes, _cond(2)), atol=1e-5)
+
+
+def test_encode_gives_codes_and_per_sample_bits():
+    model = _model()
+    x = model.generate(1, seconds=0.02, generator=0)
+    enc = model.encode(x)
+    assert enc.data["codes"].shape == enc.data["log_likelihood_bits"].shape == (1, x.n_samples)
+    assert torch.allclose(-enc.data["log_likelihood_bits"].mean(-1), model.log_prob(x))
+
+
+def test_shipped_checkpoint_loads_and_generates():
+    if not has_checkpoint("samplernn"):
+        return
+    model = load_model("samplernn")
+    audio = model.generate(1, seconds=0.1, cond={"pitch": 60}, generator=0)
+    assert bool(torch.isfinite(audio.samples).all()) and audio.n_samples == int(0.1 * model.sample_rate)

@@ -1,0 +1,99 @@
+"""VQ-VAE: nearest codewords, straight-through gradients, code rate, dead-code restarts, the prior."""
+
+import torch
+import torch.nn.functional as F
+
+from workbench import Audio
+from workbench.data import collate
+from workbench.dsp.quantise import mu_law_encode
+from workbench.layers import VectorQuantiser
+from workbench.models import create_model, has_checkpoint, load_model
+from workbench.train import make_datasets
+
+
+def test_quantiser_picks_the_nearest_codeword():
+    vq = VectorQuantiser(n_codes=10, dim=3).eval()
+    z = torch.randn(2, 3, 7)
+    _, codes, _ = vq(z)
+    distances = torch.cdist(z.transpose(1, 2).reshape(-1, 3), vq.codebook)  # (14, 10)
+    assert torch.equal(codes.flatten(), distances.argmin(dim=1))
+
+
+def test_straight_through_gradient_is_the_identity():
+    vq = VectorQuantiser(n_codes=8, dim=4).eval()
+    z = torch.randn(1, 4, 5, requires_grad=True)
+    z_q, _, _ = vq(z)
+    upstream = torch.randn_like(z_q)
+    (z_q * upstream).sum().backward()
+    assert torch.equal(z.grad, upstream)
+
+
+def test_code_length_is_time_over_hop():
+    model = create_model("vqvae", "tiny").eval()
+    for n in (model.hop * 5, model.hop * 12):
+        codes = model.encode(Audio(torch.zeros(1, 1, n), model.sample_rate)).data["codes"]
+        assert codes.shape == (1, n // model.hop)
+
+
+def test_first_batch_seeds_the_codebook_with_encoder_outputs():
+    vq = VectorQuantiser(n_codes=4, dim=2).train()
+    z = torch.randn(1, 2, 50) + 5.0
+    vq(z, torch.Generator().manual_seed(0))
+    assert float(vq.codebook.mean()) > 3.0
+
+
+def test_dead_codes_are_restarted_onto_encoder_outputs():
+    vq = VectorQuantiser(n_codes=6, dim=2, decay=0.5, dead_threshold=0.3).train()
+    vq.initialised.fill_(1.0)  # skip the data seeding: the codebook stays where it was drawn
+    z = torch.randn(1, 2, 40) * 0.5 + 5.0  # far from every initial codeword: one code takes all
+    gen = torch.Generator().manual_seed(0)
+    _, codes, _ = vq.eval()(z)
+    assert codes.unique().numel() == 1
+    vq.train()
+    for _ in range(4):
+        vq(z, gen)
+    assert int(vq.restarts) > 0
+    # restarted codewords sit on data points, so the data now spreads over several codes
+    _, codes, _ = vq.eval()(z)
+    assert codes.unique().numel() > 1
+
+
+def _batch(model, n=4):
+    train_set, _ = make_datasets(model, "notes")
+    return collate([train_set[i] for i in range(n)])
+
+
+def test_decoding_true_codes_beats_shuffled_codes():
+    torch.manual_seed(0)
+    model = create_model("vqvae", "tiny")
+    batch = _batch(model)
+    opt = model.configure_optimizers()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        model.train().train_step(batch, opt, generator=gen)
+    model.eval()
+    x, cond = batch
+    with torch.no_grad():
+        z_q, codes, _ = model.quantise(x)
+        target = mu_law_encode(model._pad(x)[:, 0], 8)
+        true = F.cross_entropy(model.decoder_logits(z_q, cond), target)
+        perm = torch.randperm(codes.shape[1], generator=torch.Generator().manual_seed(1))
+        shuffled = F.cross_entropy(model.decoder_logits(model.quantiser.lookup(codes[:, perm]), cond), target)
+    assert true < shuffled
+
+
+def test_log_prob_bound_adds_decoder_and_prior_bits():
+    model = create_model("vqvae", "tiny").eval()
+    x = model.generate(1, seconds=0.1, generator=0)
+    enc = model.encode(x)
+    bits = model.log_prob(x)
+    assert bits.shape == (1,) and float(bits) > float(enc.data["prior_bits"].sum()) / x.n_samples
+
+
+def test_shipped_checkpoint_loads_and_generates():
+    if not has_checkpoint("vqvae"):
+        return
+    model = load_model("vqvae")
+    audio = model.generate(1, seconds=0.2, cond={"pitch": 60}, generator=0)
+    assert audio.n_samples == int(0.2 * model.sample_rate)
+    assert bool(torch.isfinite(audio.samples).all()) and float(audio.samples.abs().max()) > 1e-4

@@ -1,0 +1,42 @@
+"""Note conditioning shared by the models of issue 7: the same three controls everywhere.
+
+``note_specs(config)`` gives the pitch / instrument / velocity :class:`CondSpec` of a config with
+``pitch_range``, ``instruments`` and ``velocities``; ``note_tensors(model, cond)`` turns a checked
+(or collated) cond dict into the index tensors :class:`workbench.layers.NoteEmbedding` takes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import CondSpec
+
+#: Time constants (seconds) of the note-position features exp(-t / T) (as in WaveNet).
+TIMING_CONSTANTS = (0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def note_specs(c) -> list[CondSpec]:
+    return [
+        CondSpec("pitch", "int", (c.pitch_range[0] + c.pitch_range[1]) // 2, tuple(c.pitch_range),
+                 unit="MIDI", help="the note to play (60 = middle C)"),
+        CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments),
+                 help="which sampled instrument to imitate"),
+        CondSpec("velocity", "int", max(c.velocities), (min(c.velocities), max(c.velocities)),
+                 unit="MIDI", help="how hard the key is struck"),
+    ]
+
+
+def note_tensors(model, cond: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(pitch, instrument index, velocity)`` long tensors ``(batch,)`` on the model's device."""
+    pitch = torch.as_tensor(cond["pitch"], device=model.device).long()
+    inst = cond["instrument"]
+    inst = inst.to(model.device) if isinstance(inst, torch.Tensor) else model.cond_index("instrument", inst)
+    vel = torch.as_tensor(cond["velocity"], device=model.device).long()
+    return pitch, inst, vel
+
+
+def timing_features(n_steps: int, step_seconds: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """``(len(TIMING_CONSTANTS), n_steps)``: exp(-time since onset / T), so a net knows where in the note it is."""
+    seconds = torch.arange(n_steps, device=device, dtype=dtype) * step_seconds
+    t = torch.tensor(TIMING_CONSTANTS, device=device, dtype=dtype)[:, None]
+    return torch.exp(-seconds[None] / t)

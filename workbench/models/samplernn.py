@@ -1,0 +1,249 @@
+"""SampleRNN (Mehri et al. 2017): recurrent tiers at different clock rates, then a per-sample MLP.
+
+Three tiers, coarse to fine::
+
+    samples  ... |x x x x x x x x|x x x x x x x x| ...
+    top tier     |  GRU, one step per frame of 8  |         (input: the previous 8 samples)
+                    | learned upsampling x4 (one linear map per sub-frame)
+    mid tier     |GRU|GRU|GRU|GRU|                         (input: the previous 2 samples + top)
+                   | learned upsampling x2
+    sample MLP   |m m|m m|m m|m m|                         (input: embeddings of the previous 2
+                                                            samples + mid; output: 256-way softmax)
+
+Each tier only sees samples before the frame it predicts for, so the model is causal. Training
+runs the whole note with truncated backpropagation through time: the recurrent state is carried
+from chunk to chunk but gradients stop at chunk boundaries. Generation is stateful: the top GRU
+steps once every 8 samples, the mid GRU every 2, the MLP every sample. The note (pitch,
+instrument, velocity) is added to the top tier's input.
+
+Notebook: notebooks/05_autoregressive.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..dsp.quantise import mu_law_decode, mu_law_encode
+from ..errors import ParameterError
+from ..layers import NoteEmbedding
+from ._note import note_specs, note_tensors
+from .base import Encoding, GenerativeModel, sample_categorical
+
+
+@dataclass(frozen=True)
+class SampleRNNConfig:
+    sample_rate: int = 8000
+    frame_size: int = 8  # top tier: samples per step
+    sub_frame_size: int = 2  # mid tier: samples per step; also the sample MLP's context
+    hidden: int = 64  # GRU width of both tiers
+    embed_dim: int = 32  # embedding of each previous quantised sample
+    mlp_hidden: int = 96
+    bits: int = 8
+    tbptt_samples: int = 512  # gradients stop at chunks of this many samples
+    crop_samples: int = 2048  # training window: from the onset, or later from a fresh state
+    onset_share: float = 0.5  # share of training windows that start at the note onset
+    instruments: tuple = ("piano", "flute", "strings", "trumpet")
+    pitch_range: tuple = (48, 72)
+    velocities: tuple = (64, 112)
+    data_source: str = "soundfont"
+    note_seconds: float = 1.0
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+
+
+PRESETS = {
+    "tiny": dict(hidden=16, embed_dim=8, mlp_hidden=16, tbptt_samples=256, crop_samples=1024, instruments=("piano", "flute"),
+                 pitch_range=(60, 64), velocities=(100,), note_seconds=0.25),
+    "small": dict(),
+}
+
+
+class SampleRNN(GenerativeModel):
+    """Two GRU tiers (frames of 8 and 2 samples) and a per-sample MLP over 8-bit mu-law codes."""
+
+    name = "samplernn"
+    family = "autoregressive"
+    likelihood = "exact"
+    Config = SampleRNNConfig
+    PRESETS = PRESETS
+    notebook = "notebooks/05_autoregressive.ipynb"
+
+    def __init__(self, config: SampleRNNConfig):
+        super().__init__(config)
+        c = config
+        if c.frame_size % c.sub_frame_size:
+            raise ParameterError(f"frame_size={c.frame_size} must be a multiple of sub_frame_size={c.sub_frame_size}")
+        self.n_classes = 2**c.bits
+        self.silence = int(mu_law_encode(torch.zeros(()), c.bits))
+        self.ratio = c.frame_size // c.sub_frame_size
+        h = c.hidden
+        self.note = NoteEmbedding(c.pitch_range[1] - c.pitch_range[0] + 1, len(c.instruments), h, c.pitch_range[0])
+        self.top_in = nn.Linear(c.frame_size, h)
+        self.top_rnn = nn.GRU(h, h, batch_first=True)
+        self.top_up = nn.Linear(h, self.ratio * h)  # one linear map per mid step inside a frame
+        self.mid_in = nn.Linear(c.sub_frame_size, h)
+        self.mid_rnn = nn.GRU(h, h, batch_first=True)
+        self.mid_up = nn.Linear(h, c.sub_frame_size * c.mlp_hidden)
+        self.embed = nn.Embedding(self.n_classes, c.embed_dim)
+        self.mlp_in = nn.Linear(c.sub_frame_size * c.embed_dim, c.mlp_hidden)
+        self.mlp = nn.Sequential(nn.ReLU(), nn.Linear(c.mlp_hidden, c.mlp_hidden), nn.ReLU(),
+                                 nn.Linear(c.mlp_hidden, self.n_classes))
+
+    @property
+    def conditioning(self):
+        return tuple(note_specs(self.config))
+
+    def scaled(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes as real values in [-2, 2], the RNN tiers' input (as in the paper)."""
+        return 4.0 * codes.to(self.top_in.weight.dtype) / (self.n_classes - 1) - 2.0
+
+    # ---- teacher forcing ------------------------------------------------------------------------------------
+    def _run_rnn(self, rnn: nn.GRU, inputs: torch.Tensor, chunk: int | None) -> torch.Tensor:
+        """Run a GRU over ``(batch, steps, hidden)`` from a zero state; with ``chunk``, the state is
+        carried across chunks of that many steps but gradients are cut there (truncated BPTT)."""
+        if chunk is None:
+            return rnn(inputs)[0]
+        outs, state = [], None
+        for i in range(0, inputs.shape[1], chunk):
+            out, state = rnn(inputs[:, i: i + chunk], state)
+            state = state.detach()
+            outs.append(out)
+        return torch.cat(outs, dim=1)
+
+    def forward(self, codes: torch.Tensor, cond: dict, tbptt: bool = False) -> torch.Tensor:
+        """Codes ``(batch, time)`` from the note onset -> logits ``(batch, classes, time)``;
+        ``logits[..., t]`` is the distribution of code ``t`` given codes before ``t``."""
+        c = self.config
+        fs, sfs = c.frame_size, c.sub_frame_size
+        b, n = codes.shape
+        t = n + (-n) % fs
+        padded = F.pad(codes, (fs, t - n), value=self.silence)  # padded[t + fs] = codes[t]
+        # 1. top tier: frame j sees codes 8j-8 .. 8j-1 (padded[8j : 8j+8])
+        top = self.top_in(self.scaled(padded[:, :t].reshape(b, t // fs, fs)))  # (batch, frames, hidden)
+        top = top + self.note(*note_tensors(self, cond))[:, None]
+        top = self._run_rnn(self.top_rnn, top, c.tbptt_samples // fs if tbptt else None)
+        up = self.top_up(top).reshape(b, t // sfs, c.hidden)  # (batch, sub-frames, hidden)
+        # 2. mid tier: sub-frame i sees codes 2i-2 .. 2i-1 and the top tier's output for it
+        mid_inputs = padded[:, fs - sfs: fs - sfs + t].reshape(b, t // sfs, sfs)
+        mid = self.mid_in(self.scaled(mid_inputs)) + up
+        mid = self._run_rnn(self.mid_rnn, mid, c.tbptt_samples // sfs if tbptt else None)
+        cond_s = self.mid_up(mid).reshape(b, t, c.mlp_hidden)  # (batch, time, mlp_hidden)
+        # 3. sample MLP: sample t sees the embeddings of codes t-2, t-1 and the mid tier
+        prev = torch.stack([padded[:, fs - sfs + k: fs - sfs + k + t] for k in range(sfs)], dim=-1)
+        e = self.embed(prev).flatten(2)  # (batch, time, sub_frame * embed)
+        logits = self.mlp(self.mlp_in(e) + cond_s)  # (batch, time, classes)
+        return logits[:, :n].transpose(1, 2)
+
+    # ---- likelihood ------------------------------------------------------------------------------------------
+    def _step_log_likelihood(self, audio, cond):
+        x = self.check_audio_input(audio)[:, 0]
+        codes = mu_law_encode(x, self.config.bits)
+        checked = self.check_cond(cond, codes.shape[0])
+        with torch.no_grad():
+            ll = -F.cross_entropy(self.forward(codes, checked), codes, reduction="none")
+        return codes, ll / math.log(2)
+
+    def log_prob(self, audio, cond=None) -> torch.Tensor:
+        """Bits per sample (exact, over 8-bit mu-law codes), the note starting at sample 0."""
+        return -self._step_log_likelihood(audio, cond)[1].mean(-1)
+
+    def encode(self, audio, cond=None) -> Encoding:
+        """Mu-law codes and the log-likelihood (bits) of each sample."""
+        codes, ll = self._step_log_likelihood(audio, cond)
+        return Encoding("codes", {"codes": codes, "log_likelihood_bits": ll}, self.sample_rate,
+                        meta={"cond": cond})
+
+    def training_step(self, batch, generator=None) -> dict:
+        """Cross-entropy over a window of ``crop_samples``, truncated BPTT in chunks of ``tbptt_samples``.
+
+        A window starts at the onset (silence before it, as in generation) or, to keep the cost
+        down, at a later frame boundary from a zero state with the true previous samples as input.
+        """
+        samples, cond = batch
+        codes = mu_law_encode(samples.to(self.device)[:, 0], self.config.bits)
+        c = self.config
+        n = min(c.crop_samples, codes.shape[-1])
+        draw = torch.rand(2, generator=generator)
+        start = 0
+        if draw[0] >= c.onset_share and codes.shape[-1] - n >= c.frame_size:
+            start = c.frame_size * (1 + int(draw[1] * ((codes.shape[-1] - n) // c.frame_size)))
+        window = codes[:, start - c.frame_size if start else 0: start + n]  # (batch, frame + n): history first
+        logits = self.forward(window, cond, tbptt=self.training)
+        if start:
+            logits, window = logits[..., c.frame_size:], window[:, c.frame_size:]
+        loss = F.cross_entropy(logits, window)
+        return {"loss": loss, "bits_per_sample": loss.detach() / math.log(2)}
+
+    # ---- stateful generation ---------------------------------------------------------------------------------
+    def sample_codes(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None,
+                     return_logits=False):
+        """Draw codes one at a time, each tier stepping at its own clock rate."""
+        c = self.config
+        fs, sfs = c.frame_size, c.sub_frame_size
+        history = torch.full((n, n_samples + fs), self.silence, dtype=torch.long, device=self.device)
+        note = self.note(*note_tensors(self, cond))
+        top_state = mid_state = None
+        all_logits = []
+        for t in range(n_samples):
+            p = t + fs  # index of sample t in history
+            if t % fs == 0:
+                # 1. a new frame: the top GRU steps on the previous 8 samples
+                x = self.top_in(self.scaled(history[:, p - fs: p])) + note
+                out, top_state = self.top_rnn(x[:, None], top_state)
+                up = self.top_up(out[:, 0]).view(n, self.ratio, c.hidden)
+            if t % sfs == 0:
+                # 2. a new sub-frame: the mid GRU steps on the previous 2 samples + the top tier
+                x = self.mid_in(self.scaled(history[:, p - sfs: p])) + up[:, (t % fs) // sfs]
+                out, mid_state = self.mid_rnn(x[:, None], mid_state)
+                cond_s = self.mid_up(out[:, 0]).view(n, sfs, c.mlp_hidden)
+            # 3. the MLP: this sample's distribution, then draw it
+            e = self.embed(history[:, p - sfs: p]).flatten(1)
+            logits = self.mlp(self.mlp_in(e) + cond_s[:, t % sfs])
+            history[:, p] = sample_categorical(logits, temperature, generator)
+            if return_logits:
+                all_logits.append(logits)
+            if progress is not None and (t % 512 == 0 or t == n_samples - 1):
+                progress(t + 1, n_samples)
+        codes = history[:, fs:]
+        return (codes, torch.stack(all_logits, -1)) if return_logits else codes
+
+    def _generate(self, n, seconds, cond, temperature, generator, progress):
+        n_samples = max(1, int(round(seconds * self.sample_rate)))
+        codes = self.sample_codes(n, n_samples, cond, temperature, generator, progress)
+        return mu_law_decode(codes, self.config.bits)[:, None]
+
+    # ---- figure ------------------------------------------------------------------------------------------
+    def visualise(self, audio=None):
+        """The three clocks: which samples each tier's step sees, over two top-tier frames."""
+        from ..viz import new_figure
+
+        c = self.config
+        fig, axes = new_figure(1, 1, width=8, row_height=2.8)
+        ax = axes[0, 0]
+        n = 2 * c.frame_size
+        for t in range(n):
+            ax.plot([t, t], [0, 0.4], color="C7", lw=2)
+        for j in range(n // c.frame_size):
+            ax.add_patch(_box(j * c.frame_size, 2.0, c.frame_size, "C0"))
+        for i in range(n // c.sub_frame_size):
+            ax.add_patch(_box(i * c.sub_frame_size, 1.2, c.sub_frame_size, "C1"))
+        ax.scatter(range(n), [0.7] * n, color="C2", s=18, zorder=3)
+        ax.set_yticks([0.2, 0.7, 1.5, 2.3], ["samples", "MLP (every sample)", f"mid GRU (every {c.sub_frame_size})",
+                                             f"top GRU (every {c.frame_size})"])
+        ax.set_xlim(-0.5, n)
+        ax.set_ylim(0, 2.8)
+        ax.set_xlabel("sample")
+        ax.set_title(f"SampleRNN: tiers at {c.sample_rate // c.frame_size}, {c.sample_rate // c.sub_frame_size} "
+                     f"and {c.sample_rate} steps per second")
+        return fig
+
+
+def _box(x0, y0, width, colour):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x0 - 0.4, y0), width - 0.2, 0.6, facecolor=colour, alpha=0.5, edgecolor=colour)

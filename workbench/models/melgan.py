@@ -15,11 +15,13 @@ loss plus feature matching (L1 between the discriminators' activations on real a
 weight 10). GAN-TTS's idea is an option: random-window discriminators that judge random
 windows of several sizes, unconditionally and conditioned on the window's mel frames.
 
-Two departures, both switches in the config: ``mel_loss_weight`` adds HiFi-GAN's L1 between
-log-mel frames of real and generated audio (the ``small`` preset uses it: it makes a vocoder
-learn in minutes on a CPU rather than days on a GPU); and ``n_noise`` noise channels ride
-along with the mel frames (MelGAN found noise unneeded; here it makes the seed audible, so
-``generate`` samples rather than only maps).
+Departures, all switches in the config (the ``small`` preset uses them: a vocoder must learn
+in minutes on a CPU rather than days on a GPU): ``mel_loss_weight`` adds HiFi-GAN's L1 between
+log-mel frames of real and generated audio and ``stft_loss_weight`` Parallel WaveGAN's
+multi-resolution STFT loss; ``adversarial_start`` lets the generator learn from those
+reconstruction losses alone for that many steps before the discriminators join (Parallel
+WaveGAN's delay); and ``n_noise`` noise channels ride along with the mel frames (MelGAN found
+noise unneeded; here it makes the seed audible, so ``generate`` samples rather than only maps).
 
 ``generate(cond={"mel": frames})`` vocodes frames; without ``mel`` it vocodes the mel frames
 of the dataset note named by pitch / instrument / velocity. ``encode`` = log-mel,
@@ -50,6 +52,7 @@ from ..layers import (
     wn_conv1d,
     wn_conv_transpose1d,
 )
+from ..losses import multi_scale_spectral_loss
 from .base import CondSpec, Encoding, GenerativeModel
 
 LOG_FLOOR = 1e-5  # the floor inside log-mel (the same as note2mel's, so their frames match)
@@ -75,6 +78,9 @@ class MelGANConfig:
     # losses and training
     feature_weight: float = 10.0
     mel_loss_weight: float = 0.0
+    stft_loss_weight: float = 0.0
+    stft_fft_sizes: tuple = (1024, 512, 256, 128)
+    adversarial_start: int = 0  # generator steps on the reconstruction losses alone before the GAN game
     segment_frames: int = 32  # training crops: this many frames and frames * hop samples
     learning_rate: float = 1e-4
     betas: tuple = (0.5, 0.9)
@@ -93,7 +99,8 @@ PRESETS = {
                  mel_loss_weight=1.0, segment_frames=8, instruments=("piano", "flute"), pitch_range=(60, 62),
                  velocities=(100,), note_seconds=0.25, batch_size=2),
     "small": dict(channels=96, disc_channels=16, disc_layers=3, disc_max_channels=128, window_sizes=(4, 8, 16),
-                  window_channels=32, mel_loss_weight=20.0, segment_frames=16, learning_rate=2e-4,
+                  window_channels=32, mel_loss_weight=10.0, stft_loss_weight=1.0, adversarial_start=2000,
+                  segment_frames=16, learning_rate=3e-4,
                   betas=(0.8, 0.99)),
 }
 
@@ -142,6 +149,7 @@ class MelGAN(GenerativeModel):
             self.window_discriminators.append(nn.ModuleList([
                 RandomWindowDiscriminator(c.hop_length, None, c.window_channels),  # unconditional
                 RandomWindowDiscriminator(c.hop_length, c.n_mels, c.window_channels)]))  # conditional
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))  # generator steps taken
         self._helper = None  # a Griffin-Lim model in our convention: renders dataset notes
 
     @property
@@ -277,17 +285,28 @@ class MelGAN(GenerativeModel):
             loss = loss + hinge_d_loss(*self._windows(real, fake, mel, generator))
         return loss
 
-    def generator_loss(self, mel, real, fake, generator=None) -> dict:
-        """Hinge loss against the discriminators + feature matching (+ mel L1 where configured)."""
+    @property
+    def adversarial(self) -> bool:
+        """Whether the discriminators have joined (after ``adversarial_start`` generator steps)."""
+        return int(self.steps_done) >= self.config.adversarial_start
+
+    def generator_loss(self, mel, real, fake, generator=None, adversarial: bool = True) -> dict:
+        """Hinge loss against the discriminators + feature matching (+ reconstruction losses where configured)."""
         c = self.config
-        d_real, d_fake = self.discriminator(real), self.discriminator(fake)
-        adv = hinge_g_loss([f[-1] for f in d_fake])
-        if c.window_sizes:
-            adv = adv + hinge_g_loss(self._windows(real, fake, mel, generator)[1])
-        fm = feature_matching_loss(d_real, d_fake)
-        mel_error = (self.mel_of(fake[:, 0]) - self.mel_of(real[:, 0])).abs().mean()
-        loss = adv + c.feature_weight * fm + c.mel_loss_weight * mel_error
-        return {"loss": loss, "g_adv": adv, "feature_matching": fm, "mel_error": mel_error}
+        logs = {"mel_error": (self.mel_of(fake[:, 0]) - self.mel_of(real[:, 0])).abs().mean()}
+        loss = c.mel_loss_weight * logs["mel_error"]
+        if c.stft_loss_weight:
+            logs["stft_loss"] = multi_scale_spectral_loss(real[:, 0], fake[:, 0], tuple(c.stft_fft_sizes))
+            loss = loss + c.stft_loss_weight * logs["stft_loss"]
+        if adversarial:
+            d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+            adv = hinge_g_loss([f[-1] for f in d_fake])
+            if c.window_sizes:
+                adv = adv + hinge_g_loss(self._windows(real, fake, mel, generator)[1])
+            logs["g_adv"] = adv
+            logs["feature_matching"] = feature_matching_loss(d_real, d_fake)
+            loss = loss + adv + c.feature_weight * logs["feature_matching"]
+        return {"loss": loss, **logs}
 
     def training_step(self, batch, generator=None) -> dict:
         """Both losses on one batch without updating anything (what evaluation reports)."""
@@ -297,24 +316,30 @@ class MelGAN(GenerativeModel):
         return logs
 
     def train_step(self, batch, optimizers, *, generator=None, clip: float | None = 1.0, sync=None) -> dict:
-        """1. a discriminator step on real vs generated crops, 2. a generator step against it."""
+        """1. a discriminator step on real vs generated crops, 2. a generator step against it.
+
+        Before ``adversarial_start`` generator steps, only step 2 runs, on the reconstruction losses.
+        """
         opt_g, opt_d = optimizers
         d_params = [p for group in opt_d.param_groups for p in group["params"]]
         mel, real, fake = self._losses(batch, generator)
-        # 1. the discriminators learn to tell real crops from generated ones (hinge)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss = self.discriminator_loss(mel, real, fake, generator)
-        d_loss.backward()
-        if sync is not None:
-            sync(d_params)
-        if clip:
-            torch.nn.utils.clip_grad_norm_(d_params, 10 * clip)
-        opt_d.step()
+        adversarial = self.adversarial
+        d_loss = None
+        if adversarial:
+            # 1. the discriminators learn to tell real crops from generated ones (hinge)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss = self.discriminator_loss(mel, real, fake, generator)
+            d_loss.backward()
+            if sync is not None:
+                sync(d_params)
+            if clip:
+                torch.nn.utils.clip_grad_norm_(d_params, 10 * clip)
+            opt_d.step()
         # 2. the generator learns to fool them and to match their features (and the mel frames)
         opt_g.zero_grad(set_to_none=True)
         for p in d_params:
             p.requires_grad_(False)
-        logs = self.generator_loss(mel, real, fake, generator)
+        logs = self.generator_loss(mel, real, fake, generator, adversarial)
         logs["loss"].backward()
         for p in d_params:
             p.requires_grad_(True)
@@ -323,7 +348,9 @@ class MelGAN(GenerativeModel):
         if clip:
             logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.generator.parameters(), 10 * clip)
         opt_g.step()
-        logs["d_loss"] = d_loss
+        self.steps_done += 1
+        if d_loss is not None:
+            logs["d_loss"] = d_loss
         return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
 
     # ---- figure ---------------------------------------------------------------------------------------------

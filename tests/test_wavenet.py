@@ -109,7 +109,7 @@ def test_fast_kernel_matches_the_cached_reference_over_ten_thousand_steps():
     from workbench.models import wavenet_kernel
 
     assert wavenet_kernel.available(), "numba (installed with librosa) is needed for the fast path"
-    model = _tiny(n_layers=4)
+    model = _tiny(n_layers=3, residual_channels=8, gate_channels=16, skip_channels=16)
     cond = {"pitch": [60, 64], "instrument": ["piano", "flute"], "velocity": [100, 100]}
     fast, fast_logits = model.sample_codes(2, 10_000, cond, 1.0, torch.Generator().manual_seed(3),
                                            method="fast", return_logits=True)

@@ -29,31 +29,33 @@ def _kernel(t0, t1, codes, logits_out, keep_logits, prev, ring, ring_offset, rin
             embed, bias, frame_of, uniforms, inv_temperature):
     """Advance every voice from step ``t0`` to ``t1`` (exclusive).
 
-    Shapes (B voices, L layers, K taps, G gate, R residual, S skip, C classes):
-    conv_w (L, K, G, R); conv_b (L, G); res_w (L, R, G/2); skip_w (L, S, G/2); embed (C, R);
+    Weights are stored input-major so every inner loop runs over contiguous outputs (which the
+    compiler turns into SIMD without reordering any sum). Shapes (B voices, L layers, K taps,
+    G gate, R residual, S skip, C classes): conv_w (L, K, R, G); conv_b (L, G);
+    res_w (L, G/2, R); skip_w (L, G/2, S); head1_w (S, S); head2_w (S, C); embed (C, R);
     bias (B, L, G, n_columns) with column frame_of[t] for the step that predicts sample t;
-    ring: per-layer ring buffers of past layer inputs, flat, layer l at ring_offset[l] with
-    ring_len[l] = (K - 1) * dilation[l] rows of R.
+    ring: per-layer ring buffers of past layer inputs, layer l at rows ring_offset[l] ..
+    ring_offset[l] + ring_len[l], ring_len[l] = (K - 1) * dilation[l].
     """
     n_voices = codes.shape[0]
-    n_layers, n_taps, n_gate, n_res = conv_w.shape
+    n_layers, n_taps, n_res, n_gate = conv_w.shape
     half = n_gate // 2
-    n_skip = skip_w.shape[1]
-    n_classes = head2_w.shape[0]
+    n_skip = skip_w.shape[2]
+    n_classes = head2_w.shape[1]
     h = np.empty(n_gate, np.float32)
     z = np.empty(half, np.float32)
     skip = np.empty(n_skip, np.float32)
     hidden = np.empty(n_skip, np.float32)
-    logits = np.empty(n_classes, np.float64)
+    out = np.empty(n_classes, np.float32)
+    weights = np.empty(n_classes, np.float64)
     x = np.empty(n_res, np.float32)
+    x_next = np.empty(n_res, np.float32)
     scale = np.float32(math.sqrt(0.5))
     for b in range(n_voices):
         for t in range(t0, t1):
             # 1. the input at position t - 1: the previous code's embedding (silence -> 0)
-            for r in range(n_res):
-                x[r] = embed[prev[b], r]
-            for s in range(n_skip):
-                skip[s] = 0.0
+            x[:] = embed[prev[b]]
+            skip[:] = 0.0
             column = frame_of[t]
             for layer in range(n_layers):
                 d = dilation[layer]
@@ -61,61 +63,66 @@ def _kernel(t0, t1, codes, logits_out, keep_logits, prev, ring, ring_offset, rin
                 base = ring_offset[layer]
                 # 2. dilated conv: the present tap plus taps m * d steps back from the ring
                 for g in range(n_gate):
-                    acc = conv_b[layer, g] + bias[b, layer, g, column]
+                    h[g] = conv_b[layer, g] + bias[b, layer, g, column]
+                for r in range(n_res):
+                    xr = x[r]
+                    for g in range(n_gate):
+                        h[g] += conv_w[layer, n_taps - 1, r, g] * xr
+                for m in range(1, n_taps):
+                    row = base + ((t - m * d) % q)
                     for r in range(n_res):
-                        acc += conv_w[layer, n_taps - 1, g, r] * x[r]
-                    for m in range(1, n_taps):
-                        row = base + ((t - m * d) % q)
-                        for r in range(n_res):
-                            acc += conv_w[layer, n_taps - 1 - m, g, r] * ring[b, row, r]
-                    h[g] = acc
+                        xr = ring[b, row, r]
+                        for g in range(n_gate):
+                            h[g] += conv_w[layer, n_taps - 1 - m, r, g] * xr
                 # 3. gate
                 for j in range(half):
-                    z[j] = math.tanh(h[j]) / (1.0 + math.exp(-h[half + j]))
+                    z[j] = math.tanh(h[j]) / (np.float32(1.0) + math.exp(-h[half + j]))
                 # 4. skip and residual 1x1 convs; store this layer's input in its ring
                 for s in range(n_skip):
-                    acc = skip_b[layer, s]
-                    for j in range(half):
-                        acc += skip_w[layer, s, j] * z[j]
-                    skip[s] += acc
+                    skip[s] += skip_b[layer, s]
+                for r in range(n_res):
+                    x_next[r] = res_b[layer, r]
+                for j in range(half):
+                    zj = z[j]
+                    for s in range(n_skip):
+                        skip[s] += skip_w[layer, j, s] * zj
+                    for r in range(n_res):
+                        x_next[r] += res_w[layer, j, r] * zj
                 row = base + (t % q)
                 for r in range(n_res):
                     ring[b, row, r] = x[r]
-                for r in range(n_res):
-                    acc = res_b[layer, r]
-                    for j in range(half):
-                        acc += res_w[layer, r, j] * z[j]
-                    x[r] = (x[r] + acc) * scale
+                    x[r] = (x[r] + x_next[r]) * scale
             # 5. output head: relu -> 1x1 -> relu -> 1x1 -> logits
-            for s in range(n_skip):
-                acc = head1_b[s]
-                for j in range(n_skip):
-                    v = skip[j]
-                    if v > 0:
-                        acc += head1_w[s, j] * v
-                hidden[s] = acc if acc > 0 else 0.0
+            hidden[:] = head1_b
+            for j in range(n_skip):
+                v = skip[j]
+                if v > 0:
+                    for s in range(n_skip):
+                        hidden[s] += head1_w[j, s] * v
+            out[:] = head2_b
+            for j in range(n_skip):
+                v = hidden[j]
+                if v > 0:
+                    for c in range(n_classes):
+                        out[c] += head2_w[j, c] * v
+            if keep_logits:
+                for c in range(n_classes):
+                    logits_out[b, t, c] = out[c]
+            # 6. sample by inverse CDF of softmax(logits / temperature), as sample_categorical
             top = -1e300
             for c in range(n_classes):
-                acc = head2_b[c]
-                for j in range(n_skip):
-                    acc += head2_w[c, j] * hidden[j]
-                logits[c] = acc
-                if keep_logits:
-                    logits_out[b, t, c] = acc
-            # 6. sample by inverse CDF of softmax(logits / temperature), as sample_categorical
-            for c in range(n_classes):
-                logits[c] = np.float64(np.float32(logits[c])) * inv_temperature
-                if logits[c] > top:
-                    top = logits[c]
+                weights[c] = np.float64(out[c]) * inv_temperature
+                if weights[c] > top:
+                    top = weights[c]
             total = 0.0
             for c in range(n_classes):
-                logits[c] = math.exp(logits[c] - top)
-                total += logits[c]
+                weights[c] = math.exp(weights[c] - top)
+                total += weights[c]
             target = uniforms[t, b] * total
             cumulative = 0.0
             choice = n_classes - 1
             for c in range(n_classes):
-                cumulative += logits[c]
+                cumulative += weights[c]
                 if cumulative >= target:
                     choice = c
                     break
@@ -144,16 +151,16 @@ class FastSampler:
         def arr(t):
             return np.ascontiguousarray(t.detach().cpu().numpy().astype(f32))
 
-        # conv weight (G, R, K) -> (K, G, R) per layer
-        self.conv_w = np.stack([arr(b.conv.weight).transpose(2, 0, 1) for b in blocks]).copy()
+        # input-major layouts: conv (G, R, K) -> (K, R, G); 1x1 convs (out, in) -> (in, out)
+        self.conv_w = np.ascontiguousarray(np.stack([arr(b.conv.weight).transpose(2, 1, 0) for b in blocks]))
         self.conv_b = np.stack([arr(b.conv.bias) for b in blocks])
-        self.res_w = np.stack([arr(b.residual.weight[..., 0]) for b in blocks])
+        self.res_w = np.ascontiguousarray(np.stack([arr(b.residual.weight[..., 0]).T for b in blocks]))
         self.res_b = np.stack([arr(b.residual.bias) for b in blocks])
-        self.skip_w = np.stack([arr(b.skip.weight[..., 0]) for b in blocks])
+        self.skip_w = np.ascontiguousarray(np.stack([arr(b.skip.weight[..., 0]).T for b in blocks]))
         self.skip_b = np.stack([arr(b.skip.bias) for b in blocks])
-        self.head1_w = arr(model.head[1].weight[..., 0])
+        self.head1_w = np.ascontiguousarray(arr(model.head[1].weight[..., 0]).T)
         self.head1_b = arr(model.head[1].bias)
-        self.head2_w = arr(model.head[3].weight[..., 0])
+        self.head2_w = np.ascontiguousarray(arr(model.head[3].weight[..., 0]).T)
         self.head2_b = arr(model.head[3].bias)
         self.embed = arr(model.embed.weight - model.embed.weight[model.silence])
         self.dilation = np.array([b.dilation for b in blocks], dtype=np.int64)
@@ -182,7 +189,7 @@ class FastSampler:
         # the same uniforms, in the same order, as sample_categorical draws them step by step
         uniforms = torch.rand(n_samples, n, generator=generator, dtype=torch.float64).numpy()
         codes = np.zeros((n, n_samples), dtype=np.int64)
-        logits = np.zeros((n, n_samples, self.head2_w.shape[0]) if return_logits else (1, 1, 1))
+        logits = np.zeros((n, n_samples, self.head2_w.shape[1]) if return_logits else (1, 1, 1), np.float32)
         prev = np.full(n, model.silence, dtype=np.int64)
         ring = np.zeros((n, max(self.n_ring, 1), self.embed.shape[1]), dtype=np.float32)
         for t0 in range(0, n_samples, chunk):

@@ -24,7 +24,7 @@ lab: install
 	$(BIN)/jupyter lab notebooks/
 
 test: install
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -n 2
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""Note conditioning shared by the models of issue 7: the same three controls everywhere.
+"""Note conditioning shared by the note models (WaveNet, issue 7 models): the same three controls everywhere.
 
 ``note_specs(config)`` gives the pitch / instrument / velocity :class:`CondSpec` of a config with
 ``pitch_range``, ``instruments`` and ``velocities``; ``note_tensors(model, cond)`` turns a checked

@@ -28,13 +28,10 @@ from ..dsp.spectral import log_mel
 from ..errors import ParameterError
 from ..layers import GatedResidualBlock
 from . import wavenet_kernel
+from ._note import TIMING_CONSTANTS, note_specs, timing_features
 from .base import CondSpec, Encoding, GenerativeModel, sample_categorical
 
 METHODS = ("auto", "fast", "cached", "naive")
-
-#: Time constants (seconds) of the note-position features exp(-t / T).
-TIMING_CONSTANTS = (0.01, 0.03, 0.1, 0.3, 1.0)
-
 
 @dataclass(frozen=True)
 class WaveNetConfig:
@@ -129,14 +126,7 @@ class WaveNet(GenerativeModel):
     @property
     def conditioning(self) -> tuple[CondSpec, ...]:
         c = self.config
-        specs = [
-            CondSpec("pitch", "int", (c.pitch_range[0] + c.pitch_range[1]) // 2, tuple(c.pitch_range),
-                     unit="MIDI", help="the note to play (60 = middle C)"),
-            CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments),
-                     help="which sampled instrument to imitate"),
-            CondSpec("velocity", "int", max(c.velocities), (min(c.velocities), max(c.velocities)),
-                     unit="MIDI", help="how hard the key is struck"),
-        ]
+        specs = note_specs(c)
         if c.n_mels:
             specs.append(CondSpec("mel", "frames", None, unit="log-mel",
                                   help=f"({c.n_mels}, frames) log-mel at hop {c.hop_length}: vocoder input"))
@@ -158,10 +148,8 @@ class WaveNet(GenerativeModel):
         c = self.config
         feats = []
         if c.timing:
-            dtype = self.embed.weight.dtype
-            seconds = torch.arange(n_frames, device=self.device, dtype=dtype) * c.hop_length / c.sample_rate
-            t = torch.tensor(TIMING_CONSTANTS, device=self.device, dtype=dtype)[:, None]
-            feats.append(torch.exp(-seconds[None] / t).expand(batch, -1, -1))  # (batch, 5, frames)
+            timing = timing_features(n_frames, c.hop_length / c.sample_rate, self.device, self.embed.weight.dtype)
+            feats.append(timing.expand(batch, -1, -1))  # (batch, 5, frames)
         if c.n_mels:
             if mel is None:
                 raise ParameterError(f"{self.name} is a vocoder here: pass cond={{'mel': frames}} "

@@ -298,7 +298,9 @@ class MelGAN(GenerativeModel):
         if c.stft_loss_weight:
             logs["stft_loss"] = multi_scale_spectral_loss(real[:, 0], fake[:, 0], tuple(c.stft_fft_sizes))
             loss = loss + c.stft_loss_weight * logs["stft_loss"]
-        if adversarial:
+        if not adversarial:  # the same log columns in every phase (NaN: not computed yet)
+            logs.update(g_adv=torch.tensor(float("nan")), feature_matching=torch.tensor(float("nan")))
+        else:
             d_real, d_fake = self.discriminator(real), self.discriminator(fake)
             adv = hinge_g_loss([f[-1] for f in d_fake])
             if c.window_sizes:
@@ -349,8 +351,7 @@ class MelGAN(GenerativeModel):
             logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.generator.parameters(), 10 * clip)
         opt_g.step()
         self.steps_done += 1
-        if d_loss is not None:
-            logs["d_loss"] = d_loss
+        logs["d_loss"] = d_loss if d_loss is not None else torch.tensor(float("nan"))
         return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
 
     # ---- figure ---------------------------------------------------------------------------------------------

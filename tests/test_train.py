@@ -89,3 +89,15 @@ def test_cli_generate_writes_a_wav(run, tmp_path):
                  "--out", str(out), "--quiet"]) == 0
     audio = Audio.load(out)
     assert audio.sample_rate == 8000 and audio.n_samples == 400
+
+
+def test_log_gains_columns_that_appear_mid_run(tmp_path):
+    from workbench.train import _append_log
+
+    log = tmp_path / "log.csv"
+    _append_log(log, [{"step": 1, "loss": 2.0}])
+    _append_log(log, [{"step": 2, "loss": 1.5, "d_loss": 0.7}])
+    _append_log(log, [{"step": 3, "loss": 1.0, "d_loss": 0.5}])
+    rows = read_log(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert "d_loss" not in rows[0] and rows[2]["d_loss"] == 0.5

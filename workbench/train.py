@@ -229,19 +229,30 @@ def _write_checkpoint(model, optimizers, gen, step, wall, out: Path, rows):
     model.save(out)
     torch.save({"optimizers": [o.state_dict() for o in optimizers], "step": step,
                 "generator": gen.get_state(), "wall_time_s": wall}, out / "train_state.pt")
-    log_file = out / "log.csv"
     if rows:
-        keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "step", k))
-        existing = log_file.exists()
-        if existing:
-            with log_file.open() as f:
-                header = next(csv.reader(f), [])
-            keys = header + [k for k in keys if k not in header] if header else keys
-        with log_file.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-            if not existing:
-                writer.writeheader()
-            writer.writerows(rows)
+        _append_log(out / "log.csv", rows)
+
+
+def _append_log(log_file: Path, rows: list[dict]):
+    """Append rows to the CSV log; when new columns appear, rewrite it with the wider header."""
+    old_rows, header = [], []
+    if log_file.exists():
+        with log_file.open() as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or [])
+            old_rows = list(reader)
+    new_keys = [k for k in sorted({k for r in rows for k in r}, key=lambda k: (k != "step", k)) if k not in header]
+    keys = header + new_keys
+    if new_keys or not header:
+        rows = old_rows + rows
+        mode = "w"
+    else:
+        mode = "a"
+    with log_file.open(mode, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        if mode == "w":
+            writer.writeheader()
+        writer.writerows(rows)
 
 
 def read_log(out) -> list[dict]:

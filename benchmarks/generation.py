@@ -23,7 +23,7 @@ from workbench.models import list_checkpoints, load_model
 HERE = Path(__file__).resolve().parent
 
 #: seconds of audio per sampler (the naive sampler recomputes the receptive field each step)
-CLIP_SECONDS = {"naive": 0.02, "cached": 0.1, "fast": 1.0, "default": 1.0}
+CLIP_SECONDS = {"naive": 0.1, "cached": 0.25, "fast": 1.0, "default": 1.0}
 
 
 def samplers(model) -> list[str]:
@@ -38,7 +38,7 @@ def time_one(model, method: str, batch: int, seconds: float) -> dict:
     for spec in model.conditioning:
         if spec.kind == "frames" and hasattr(model, "example_frames"):
             cond[spec.name] = model.example_frames(seconds=seconds)
-    model.generate(batch, seconds=min(seconds, 0.01), cond=cond or None, generator=0, **kwargs)  # warm-up
+    model.generate(batch, seconds=min(seconds, 0.1), cond=cond or None, generator=0, **kwargs)  # warm-up
     began = time.perf_counter()
     audio = model.generate(batch, seconds=seconds, cond=cond or None, generator=0, **kwargs)
     took = time.perf_counter() - began

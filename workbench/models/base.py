@@ -395,3 +395,25 @@ def sample_categorical(logits: torch.Tensor, temperature: float, generator) -> t
     cdf = torch.cumsum(probs, dim=-1)
     u = torch.rand(logits.shape[0], 1, generator=generator, dtype=torch.float64) * cdf[:, -1:]
     return torch.searchsorted(cdf, u).clamp_max(logits.shape[-1] - 1).squeeze(-1)
+
+
+class AdversarialModel(GenerativeModel):
+    """A GAN: generator parameters named ``g_*``, critic parameters ``d_*``, one Adam each.
+
+    Subclasses override ``train_step`` to alternate critic and generator updates; their config
+    has ``learning_rate`` and ``betas``.
+    """
+
+    family = "adversarial"
+    likelihood = "none"
+
+    def _g_params(self):
+        return [p for n, p in self.named_parameters() if n.startswith("g_")]
+
+    def _d_params(self):
+        return [p for n, p in self.named_parameters() if n.startswith("d_")]
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        c = self.config
+        return [torch.optim.Adam(self._g_params(), lr=c.learning_rate, betas=tuple(c.betas)),
+                torch.optim.Adam(self._d_params(), lr=c.learning_rate, betas=tuple(c.betas))]

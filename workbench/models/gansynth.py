@@ -35,7 +35,7 @@ from ..audio import Audio
 from ..dsp.spectral import if_to_phase, istft, phase_to_if, stft
 from ..errors import ParameterError
 from ..layers import gradient_penalty
-from .base import CondSpec, Encoding, GenerativeModel
+from .base import AdversarialModel, CondSpec, Encoding
 
 MAG_EPS = 1e-4  # log(magnitude + eps): silence sits at log(eps)
 LOG_LOW, LOG_HIGH = math.log(MAG_EPS), math.log(100.0)  # mapped to -1 and 1
@@ -92,7 +92,7 @@ def _scales(n_freq: int, n_frames: int, n_stages: int) -> list[tuple[int, int]]:
     return out
 
 
-class GANSynth(GenerativeModel):
+class GANSynth(AdversarialModel):
     """Log-magnitude + instantaneous-frequency spectrogram GAN (WGAN-GP, auxiliary pitch classifier)."""
 
     name = "gansynth"
@@ -267,17 +267,6 @@ class GANSynth(GenerativeModel):
         return Audio(y[:, None].clamp(-1, 1).cpu(), self.sample_rate)
 
     # ---- training -----------------------------------------------------------------------------------------------
-    def _g_params(self):
-        return [p for n, p in self.named_parameters() if n.startswith("g_")]
-
-    def _d_params(self):
-        return [p for n, p in self.named_parameters() if n.startswith("d_")]
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        c = self.config
-        return [torch.optim.Adam(self._g_params(), lr=c.learning_rate, betas=tuple(c.betas)),
-                torch.optim.Adam(self._d_params(), lr=c.learning_rate, betas=tuple(c.betas))]
-
     def _batch(self, batch, generator=None):
         samples, cond = batch
         x = self._fit_length(samples.to(self.device)[:, 0])

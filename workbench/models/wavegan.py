@@ -32,7 +32,7 @@ from ..audio import Audio
 from ..errors import ParameterError
 from ..layers import gradient_penalty, phase_shuffle
 from ..losses import multi_scale_spectral_loss
-from .base import CondSpec, Encoding, GenerativeModel
+from .base import AdversarialModel, CondSpec, Encoding
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ PRESETS = {
 }
 
 
-class WaveGAN(GenerativeModel):
+class WaveGAN(AdversarialModel):
     """1-D DCGAN on raw samples: transposed convs k25 s4, phase shuffle, WGAN-GP."""
 
     name = "wavegan"
@@ -196,17 +196,6 @@ class WaveGAN(GenerativeModel):
         return Audio(y.cpu(), self.sample_rate)
 
     # ---- training: WGAN-GP --------------------------------------------------------------------------------------
-    def _g_params(self):
-        return [p for n, p in self.named_parameters() if n.startswith("g_")]
-
-    def _d_params(self):
-        return [p for n, p in self.named_parameters() if n.startswith("d_")]
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        c = self.config
-        return [torch.optim.Adam(self._g_params(), lr=c.learning_rate, betas=tuple(c.betas)),
-                torch.optim.Adam(self._d_params(), lr=c.learning_rate, betas=tuple(c.betas))]
-
     def _batch(self, batch):
         samples, cond = batch
         real = samples.to(self.device)[..., : self.n_samples]

@@ -68,7 +68,9 @@ PRESETS = {
     "tiny": dict(n_fft=128, hop_length=64, latent_size=8, channels=(16, 8, 8, 8, 4), inversion_steps=3,
                  instruments=("piano", "flute"), pitch_range=(60, 62), velocities=(100,), note_seconds=0.25,
                  batch_size=2),
-    "small": dict(),
+    # high frequency resolution (the paper's "+H": bins narrower than a semitone at the lowest
+    # pitch), so a pitch is where the harmonic comb's teeth are, not a fine IF value
+    "small": dict(sample_rate=8000, n_fft=1024, hop_length=256, channels=(64, 64, 64, 48, 32, 24, 16, 16)),
 }
 
 

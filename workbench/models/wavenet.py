@@ -4,7 +4,11 @@ Causal dilated convolutions (dilation 1, 2, 4, ... 2**(L-1), repeated in stacks)
 tanh x sigmoid units, residual and skip connections, a 256-way softmax over 8-bit mu-law
 codes. Conditioning: global (pitch, instrument, velocity embeddings) and local, at frame
 rate and upsampled (log-mel frames for vocoding, and "note position" features: decaying
-exponentials of the time since the onset, so an unprimed note knows where in its envelope it is).
+exponentials of the time since the onset, so an unprimed note knows where in its envelope it is)
+and, at sample rate, a "source": sines and cosines of the requested pitch's first harmonics
+from the onset, as in neural source-filter models (Wang et al. 2019). Unprimed generation has
+to pick a phase from nothing and hold a period it never heard; the source hands it both, and
+the network learns the filter (timbre, envelope, noise) around it.
 
 ``forward(codes)`` is the teacher-forced pass: ``logits[..., t]`` is the distribution of
 sample ``t + 1`` given samples up to ``t``. Generation has two readable paths that give the
@@ -50,6 +54,7 @@ class WaveNetConfig:
     cond_channels: int = 32
     timing: bool = True  # note-position features
     n_mels: int = 0  # > 0: local conditioning on log-mel frames (a vocoder)
+    source_harmonics: int = 0  # > 0: sample-rate sin/cos of the pitch's first harmonics
     hop_length: int = 64  # frame rate of local conditioning
     # data and training
     data_source: str = "soundfont"
@@ -63,8 +68,9 @@ class WaveNetConfig:
 PRESETS = {
     "tiny": dict(sample_rate=8000, n_stacks=1, n_layers=6, residual_channels=16, gate_channels=32,
                  skip_channels=32, cond_channels=16, instruments=("piano", "flute"),
-                 pitch_range=(60, 64), velocities=(100,), note_seconds=0.25, crop_samples=512),
-    "small": dict(n_layers=9),
+                 pitch_range=(60, 64), velocities=(100,), note_seconds=0.25, crop_samples=512,
+                 source_harmonics=2),
+    "small": dict(n_layers=9, source_harmonics=4),
     "vocoder-tiny": dict(sample_rate=8000, n_stacks=1, n_layers=6, residual_channels=16,
                          gate_channels=32, skip_channels=32, cond_channels=16, timing=False,
                          n_mels=20, instruments=("piano", "flute"), pitch_range=(60, 64),
@@ -116,6 +122,8 @@ class WaveNet(GenerativeModel):
                 nn.Conv1d(c.cond_channels, c.cond_channels, 3, padding=1), nn.Tanh(),
             )
             self.local_proj = nn.Conv1d(c.cond_channels, n_bias, 1)
+        if c.source_harmonics:
+            self.source_proj = nn.Linear(2 * c.source_harmonics, n_bias, bias=False)
 
     # ---- facts -----------------------------------------------------------------------------
     @property
@@ -171,7 +179,28 @@ class WaveNet(GenerativeModel):
             return None
         return self.local_proj(self.frame_net(feats))
 
-    def layer_bias(self, g: torch.Tensor, local: torch.Tensor | None, positions: torch.Tensor) -> torch.Tensor:
+    def phase_step(self, pitch) -> torch.Tensor | None:
+        """Radians per sample of each item's fundamental ``(batch,)`` in float64, or None without a source."""
+        if not self.config.source_harmonics:
+            return None
+        midi = torch.as_tensor(pitch, device=self.device).double()
+        return 2 * math.pi * 440.0 * 2.0 ** ((midi - 69.0) / 12.0) / self.config.sample_rate
+
+    def source_features(self, omega: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """``(batch, 2 * harmonics, time)``: sin then cos of harmonic k's phase k * omega * position.
+
+        Zero before the onset and for harmonics above Nyquist. Phases are computed in float64
+        so that sample 8000 is as exact as sample 8.
+        """
+        k = torch.arange(1, self.config.source_harmonics + 1, device=self.device, dtype=torch.float64)
+        phase = omega[:, None, None] * k[None, :, None] * positions.double()[None, None, :]
+        audible = (omega[:, None] * k[None, :] < math.pi).double()[..., None]  # (batch, harmonics, 1)
+        onset = (positions >= 0).double()
+        feats = torch.cat([torch.sin(phase) * audible, torch.cos(phase) * audible], dim=1) * onset
+        return feats.to(self.embed.weight.dtype)
+
+    def layer_bias(self, g: torch.Tensor, local: torch.Tensor | None, positions: torch.Tensor,
+                   omega: torch.Tensor | None = None) -> torch.Tensor:
         """Bias of every layer at absolute sample ``positions``: ``(batch, layers, gate, time)``.
 
         Positions before the onset (< 0) get global conditioning only.
@@ -182,6 +211,9 @@ class WaveNet(GenerativeModel):
             index = torch.div(positions + hop // 2, hop, rounding_mode="floor").clamp(0, local.shape[-1] - 1)
             mask = (positions >= 0).to(local.dtype)
             bias = bias + local[..., index] * mask  # (batch, layers * gate, time)
+        if omega is not None:
+            source = self.source_features(omega, positions)  # (batch, 2H, time)
+            bias = bias + torch.einsum("oc,bct->bot", self.source_proj.weight, source)
         return bias.view(g.shape[0], len(self.blocks), self.config.gate_channels, -1)
 
     def n_frames_for(self, n_samples: int) -> int:
@@ -190,10 +222,14 @@ class WaveNet(GenerativeModel):
         return n_samples // self.config.hop_length + 4
 
     def prepare_cond(self, cond: dict, batch: int, n_samples: int):
-        """Global bias and frame-rate local bias for a clip of ``n_samples`` from the onset."""
+        """Global bias, frame-rate local bias and the source's phase step for a clip of
+        ``n_samples`` from the onset: what :meth:`layer_bias` needs at any position."""
         g = self.global_bias(cond)
         local = self.local_bias_frames(self.n_frames_for(n_samples), batch, cond.get("mel"))
-        return g, local
+        omega = self.phase_step(cond["pitch"])
+        if omega is not None and omega.dim() == 0:
+            omega = omega.expand(batch)
+        return g, local, omega
 
     # ---- the network ------------------------------------------------------------------------------
     def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
@@ -222,9 +258,9 @@ class WaveNet(GenerativeModel):
         bias = None
         if cond is not None:
             n = codes.shape[-1]
-            g, local = self.prepare_cond(cond, codes.shape[0], max(start + n, 1))
+            g, local, omega = self.prepare_cond(cond, codes.shape[0], max(start + n, 1))
             positions = torch.arange(start, start + n, device=codes.device)
-            bias = self.layer_bias(g, local, positions)
+            bias = self.layer_bias(g, local, positions, omega)
         return self.forward_features(self.embed_codes(codes), bias)
 
     # ---- likelihood -----------------------------------------------------------------------------------
@@ -337,14 +373,15 @@ class WaveNet(GenerativeModel):
         method = self.resolve_method(method or getattr(self, "_method", "auto"))
         if method not in METHODS:
             raise ParameterError(f"method={method!r} must be one of {', '.join(METHODS)}")
-        g, local = self.prepare_cond(cond, n, n_samples)
+        g, local, omega = self.prepare_cond(cond, n, n_samples)
         if method == "fast":
             sampler = wavenet_kernel.FastSampler(self)
-            return sampler.sample(self, n, n_samples, g, local, temperature, generator, progress, return_logits)
+            return sampler.sample(self, n, n_samples, g, local, omega, temperature, generator, progress,
+                                  return_logits)
         step = self._naive_steps if method == "naive" else self._cached_steps
-        return step(n, n_samples, g, local, temperature, generator, progress, return_logits)
+        return step(n, n_samples, g, local, omega, temperature, generator, progress, return_logits)
 
-    def _naive_steps(self, n, n_samples, g, local, temperature, generator, progress, return_logits):
+    def _naive_steps(self, n, n_samples, g, local, omega, temperature, generator, progress, return_logits):
         """Reference sampler: recompute the whole receptive field for every new sample."""
         rf = self.receptive_field
         history = torch.full((n, n_samples + rf), self.silence, dtype=torch.long, device=self.device)
@@ -355,7 +392,7 @@ class WaveNet(GenerativeModel):
             low = max(-1, t - rf)
             window = history[:, low + rf: t + rf]
             positions = torch.arange(low, t, device=self.device)
-            bias = self.layer_bias(g, local, positions)
+            bias = self.layer_bias(g, local, positions, omega)
             # 2. the network's last output is the distribution of sample t
             logits = self.forward_features(self.embed_codes(window), bias)[..., -1]
             # 3. sample and append
@@ -367,7 +404,7 @@ class WaveNet(GenerativeModel):
         codes = history[:, rf:]
         return (codes, torch.stack(all_logits, -1)) if return_logits else codes
 
-    def _cached_steps(self, n, n_samples, g, local, temperature, generator, progress, return_logits):
+    def _cached_steps(self, n, n_samples, g, local, omega, temperature, generator, progress, return_logits):
         """Fast Wavenet generation: each layer keeps a queue of its past inputs.
 
         Layer i with dilation d needs its input from d, 2d, ... (k-1)d steps ago; the queue holds
@@ -384,7 +421,7 @@ class WaveNet(GenerativeModel):
         for t in range(n_samples):
             # 1. input at position t - 1 (the previous sample) and the conditioning there
             x = self.embed_codes(prev[:, None])[..., 0]  # (n, residual)
-            bias = self.layer_bias(g, local, torch.tensor([t - 1], device=self.device))[..., 0]
+            bias = self.layer_bias(g, local, torch.tensor([t - 1], device=self.device), omega)[..., 0]
             skips = 0
             for i, block in enumerate(self.blocks):
                 # 2. the dilated conv from the queue's taps plus the current input

@@ -26,7 +26,7 @@ except ImportError:  # numba comes with librosa; without it the cached path is u
 
 def _kernel(t0, t1, codes, logits_out, keep_logits, prev, ring, ring_offset, ring_len,
             dilation, conv_w, conv_b, res_w, res_b, skip_w, skip_b, head1_w, head1_b, head2_w, head2_b,
-            embed, bias, frame_of, uniforms, inv_temperature):
+            embed, bias, frame_of, source, use_source, uniforms, inv_temperature):
     """Advance every voice from step ``t0`` to ``t1`` (exclusive).
 
     Weights are stored input-major so every inner loop runs over contiguous outputs (which the
@@ -34,6 +34,8 @@ def _kernel(t0, t1, codes, logits_out, keep_logits, prev, ring, ring_offset, rin
     G gate, R residual, S skip, C classes): conv_w (L, K, R, G); conv_b (L, G);
     res_w (L, G/2, R); skip_w (L, G/2, S); head1_w (S, S); head2_w (S, C); embed (C, R);
     bias (B, L, G, n_columns) with column frame_of[t] for the step that predicts sample t;
+    source (B, L, G, t1 - t0): the sample-rate source's bias at each step of this chunk, added
+    to ``bias`` when ``use_source``;
     ring: per-layer ring buffers of past layer inputs, layer l at rows ring_offset[l] ..
     ring_offset[l] + ring_len[l], ring_len[l] = (K - 1) * dilation[l].
     """
@@ -62,8 +64,12 @@ def _kernel(t0, t1, codes, logits_out, keep_logits, prev, ring, ring_offset, rin
                 q = ring_len[layer]
                 base = ring_offset[layer]
                 # 2. dilated conv: the present tap plus taps m * d steps back from the ring
-                for g in range(n_gate):
-                    h[g] = conv_b[layer, g] + bias[b, layer, g, column]
+                if use_source:
+                    for g in range(n_gate):
+                        h[g] = conv_b[layer, g] + (bias[b, layer, g, column] + source[b, layer, g, t - t0])
+                else:
+                    for g in range(n_gate):
+                        h[g] = conv_b[layer, g] + bias[b, layer, g, column]
                 for r in range(n_res):
                     xr = x[r]
                     for g in range(n_gate):
@@ -168,7 +174,7 @@ class FastSampler:
         self.ring_offset = np.concatenate([[0], np.cumsum(self.ring_len)[:-1]]).astype(np.int64)
         self.n_ring = int(self.ring_len.sum())
 
-    def sample(self, model, n, n_samples, g, local, temperature, generator, progress=None,
+    def sample(self, model, n, n_samples, g, local, omega, temperature, generator, progress=None,
                return_logits=False, chunk: int = 2048):
         hop = model.config.hop_length
         n_layers, gate = len(model.blocks), model.config.gate_channels
@@ -192,12 +198,20 @@ class FastSampler:
         logits = np.zeros((n, n_samples, self.head2_w.shape[1]) if return_logits else (1, 1, 1), np.float32)
         prev = np.full(n, model.silence, dtype=np.int64)
         ring = np.zeros((n, max(self.n_ring, 1), self.embed.shape[1]), dtype=np.float32)
+        no_source = np.zeros((1, 1, 1, 1), np.float32)
         for t0 in range(0, n_samples, chunk):
             t1 = min(n_samples, t0 + chunk)
+            source = no_source
+            if omega is not None:  # the source's share of the bias, computed in torch a chunk at a time
+                steps = torch.arange(t0 - 1, t1 - 1, device=model.device)
+                zero = torch.zeros_like(g)
+                with torch.no_grad():
+                    source = model.layer_bias(zero, None, steps, omega)
+                source = np.ascontiguousarray(source.cpu().numpy().astype(np.float32))
             _compiled(t0, t1, codes, logits, return_logits, prev, ring, self.ring_offset, self.ring_len,
                       self.dilation, self.conv_w, self.conv_b, self.res_w, self.res_b, self.skip_w, self.skip_b,
                       self.head1_w, self.head1_b, self.head2_w, self.head2_b, self.embed, bias, frame_of,
-                      uniforms, 1.0 / temperature)
+                      source, omega is not None, uniforms, 1.0 / temperature)
             if progress is not None:
                 progress(t1, n_samples)
         codes_t = torch.from_numpy(codes)

@@ -22,7 +22,7 @@ def small():
 def test_representation_round_trips_a_real_note(small):
     c = small.config
     x = Notes(source="soundfont", instruments=("trumpet",), pitches=(60,), velocities=(100,),
-              seconds=c.note_seconds)[0][0]  # (1, time)
+              seconds=c.note_seconds, sample_rate=c.sample_rate)[0][0]  # (1, time)
     y = small.from_representation(small.to_representation(x), x.shape[-1])
     inner = slice(c.n_fft, -c.n_fft)
     assert float((y - x)[:, inner].pow(2).mean().sqrt()) <= 1e-5
@@ -34,9 +34,11 @@ def test_a_pure_tone_has_constant_instantaneous_frequency(small):
     t = torch.arange(small.n_samples) / c.sample_rate
     tone = 0.5 * torch.sin(2 * math.pi * k * c.sample_rate / c.n_fft * t + 0.3)
     rep = small.to_representation(tone[None])[0]  # (2, freq, frames)
-    inst_freq = rep[1, k, 2:-2]
+    inner = slice(c.n_fft // c.hop_length, -(c.n_fft // c.hop_length))  # frames the edge padding leaves alone
+    inst_freq = rep[1, k, inner]
+    assert inst_freq.numel() >= 8
     assert float(inst_freq.std()) < 1e-4
-    assert float(rep[0, k, 2:-2].mean()) > float(rep[0, k + 5, 2:-2].mean())  # the tone's bin is the loud one
+    assert float(rep[0, k, inner].mean()) > float(rep[0, k + 5, inner].mean())  # the tone's bin is the loud one
 
 
 def test_generator_image_has_the_representation_shape_and_ranges(small):
@@ -49,7 +51,7 @@ def test_generator_image_has_the_representation_shape_and_ranges(small):
 
 def test_output_has_the_fixed_length(small):
     assert small.generate(1, seconds=5.0, generator=0).n_samples == small.n_samples
-    assert small.generate(1, seconds=0.1, generator=0).n_samples == 1600
+    assert small.generate(1, seconds=0.1, generator=0).n_samples == round(0.1 * small.sample_rate)
 
 
 def test_critic_has_pitch_and_instrument_heads(small):

@@ -15,15 +15,22 @@ from .base import CondSpec
 TIMING_CONSTANTS = (0.01, 0.03, 0.1, 0.3, 1.0)
 
 
-def note_specs(c) -> list[CondSpec]:
-    return [
+def note_specs(c, pitch: str = "the note to play (60 = middle C)",
+               instrument: str = "which sampled instrument to imitate",
+               velocity: str | None = "how hard the key is struck") -> list[CondSpec]:
+    """Pitch, instrument and velocity specs of a config, each with the model's own help text.
+
+    ``velocity=None`` leaves velocity out (for models that do not condition on it).
+    """
+    specs = [
         CondSpec("pitch", "int", (c.pitch_range[0] + c.pitch_range[1]) // 2, tuple(c.pitch_range),
-                 unit="MIDI", help="the note to play (60 = middle C)"),
-        CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments),
-                 help="which sampled instrument to imitate"),
-        CondSpec("velocity", "int", max(c.velocities), (min(c.velocities), max(c.velocities)),
-                 unit="MIDI", help="how hard the key is struck"),
+                 unit="MIDI", help=pitch),
+        CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments), help=instrument),
     ]
+    if velocity is not None:
+        specs.append(CondSpec("velocity", "int", max(c.velocities), (min(c.velocities), max(c.velocities)),
+                              unit="MIDI", help=velocity))
+    return specs
 
 
 def note_tensors(model, cond: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -45,6 +45,7 @@ from ..dsp.synth import (
 )
 from ..errors import ParameterError
 from ..losses import DEFAULT_FFT_SIZES, multi_scale_spectral_loss
+from ._note import note_specs
 from .base import CondSpec, Encoding, GenerativeModel
 
 #: Notes' default: the key is released after this share of the clip.
@@ -179,12 +180,9 @@ class DDSP(GenerativeModel):
     def conditioning(self) -> tuple[CondSpec, ...]:
         c = self.config
         return (
-            CondSpec("pitch", "int", (c.pitch_range[0] + c.pitch_range[1]) // 2, tuple(c.pitch_range),
-                     unit="MIDI", help="the note: the oscillators play exactly this frequency"),
-            CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments),
-                     help="which timbre the decoder imitates"),
-            CondSpec("velocity", "int", max(c.velocities), (min(c.velocities), max(c.velocities)),
-                     unit="MIDI", help="picks the loudness curve measured from notes played this hard"),
+            *note_specs(c, pitch="the note: the oscillators play exactly this frequency",
+                        instrument="which timbre the decoder imitates",
+                        velocity="picks the loudness curve measured from notes played this hard"),
             CondSpec("f0_hz", "frames", None, unit="Hz",
                      help=f"an f0 curve at {self.control_rate:g} Hz (frames,) or (batch, frames): replaces the pitch"),
             CondSpec("loudness_db", "frames", None, unit="dB",

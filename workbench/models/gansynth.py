@@ -34,7 +34,8 @@ from torch import nn
 from ..audio import Audio
 from ..dsp.spectral import if_to_phase, istft, phase_to_if, stft
 from ..errors import ParameterError
-from ..layers import gradient_penalty
+from ..layers import gradient_penalty, he_init_
+from ._note import note_specs
 from .base import AdversarialModel, CondSpec, Encoding
 
 MAG_EPS = 1e-4  # log(magnitude + eps): silence sits at log(eps)
@@ -130,6 +131,9 @@ class GANSynth(AdversarialModel):
         self.d_score = nn.Linear(rev[-1] * 16, 1)
         self.d_pitch = nn.Linear(rev[-1] * 16, self.n_pitches)
         self.d_instrument = nn.Linear(rev[-1] * 16, self.n_instruments)
+        # He init: with PyTorch's default, 7 stages of the critic leave its score flat (input
+        # gradient ~1e-8), the gradient penalty sits at 1 and nothing is learned
+        he_init_(self)
 
     # ---- facts ----------------------------------------------------------------------------------------
     @property
@@ -143,12 +147,9 @@ class GANSynth(AdversarialModel):
     @property
     def conditioning(self) -> tuple[CondSpec, ...]:
         c = self.config
-        return (
-            CondSpec("pitch", "int", (c.pitch_range[0] + c.pitch_range[1]) // 2, tuple(c.pitch_range),
-                     unit="MIDI", help="one-hot in the latent; the critic must recognise it"),
-            CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments),
-                     help="one-hot in the latent; the critic must recognise it"),
-        )
+        return tuple(note_specs(c, pitch="one-hot in the latent; the critic must recognise it",
+                                instrument="one-hot in the latent; the critic must recognise it",
+                                velocity=None))
 
     # ---- the representation: log-magnitude + instantaneous frequency ----------------------------------------
     def to_representation(self, x: torch.Tensor) -> torch.Tensor:

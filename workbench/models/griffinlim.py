@@ -23,6 +23,7 @@ import torch
 from ..audio import Audio
 from ..dsp.spectral import griffin_lim, log_mel, make_generator, mel_filterbank, stft
 from ..errors import ParameterError
+from ._note import note_specs
 from .base import CondSpec, Encoding, GenerativeModel
 
 
@@ -100,12 +101,9 @@ class GriffinLim(GenerativeModel):
     def conditioning(self) -> tuple[CondSpec, ...]:
         c = self.config
         return (
-            CondSpec("pitch", "int", (c.pitch_range[0] + c.pitch_range[1]) // 2, tuple(c.pitch_range),
-                     unit="MIDI", help="the dataset note whose magnitude is inverted"),
-            CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments),
-                     help="the dataset instrument whose magnitude is inverted"),
-            CondSpec("velocity", "int", max(c.velocities), (min(c.velocities), max(c.velocities)),
-                     unit="MIDI", help="how hard the dataset note is struck"),
+            *note_specs(c, pitch="the dataset note whose magnitude is inverted",
+                        instrument="the dataset instrument whose magnitude is inverted",
+                        velocity="how hard the dataset note is struck"),
             CondSpec("mel", "frames", None, unit="log-mel",
                      help=f"({c.n_mels}, frames) log-mel at n_fft {c.n_fft}, hop {c.hop_length}: "
                           "invert these instead of a dataset note"),

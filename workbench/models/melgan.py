@@ -53,6 +53,7 @@ from ..layers import (
     wn_conv_transpose1d,
 )
 from ..losses import multi_scale_spectral_loss
+from ._note import note_specs
 from .base import CondSpec, Encoding, GenerativeModel
 
 LOG_FLOOR = 1e-5  # the floor inside log-mel (the same as note2mel's, so their frames match)
@@ -158,12 +159,9 @@ class MelGAN(GenerativeModel):
         return (
             CondSpec("mel", "frames", None, unit="log-mel",
                      help=f"({c.n_mels}, frames) log-mel at n_fft {c.n_fft}, hop {c.hop_length}: the frames to vocode"),
-            CondSpec("pitch", "int", (c.pitch_range[0] + c.pitch_range[1]) // 2, tuple(c.pitch_range),
-                     unit="MIDI", help="without mel frames: vocode this dataset note's frames"),
-            CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments),
-                     help="without mel frames: the dataset note's instrument"),
-            CondSpec("velocity", "int", max(c.velocities), (min(c.velocities), max(c.velocities)),
-                     unit="MIDI", help="without mel frames: how hard the dataset note is struck"),
+            *note_specs(c, pitch="without mel frames: vocode this dataset note's frames",
+                        instrument="without mel frames: the dataset note's instrument",
+                        velocity="without mel frames: how hard the dataset note is struck"),
         )
 
     # ---- features ----------------------------------------------------------------------------------

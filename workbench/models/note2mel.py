@@ -32,6 +32,7 @@ from ..audio import Audio
 from ..dsp.spectral import log_mel, make_generator, mel_filterbank
 from ..dsp.synth import midi_to_hz
 from ..errors import CheckpointError, ParameterError
+from ._note import note_specs
 from .base import CondSpec, Encoding, GenerativeModel
 
 #: Onset and release time constants (seconds) of the frame features exp(-t / T).
@@ -151,12 +152,9 @@ class NoteToMel(GenerativeModel):
         vocoders = self.vocoder_choices()
         default = c.vocoder if c.vocoder in vocoders else "griffinlim"
         return (
-            CondSpec("pitch", "int", (c.pitch_range[0] + c.pitch_range[1]) // 2, tuple(c.pitch_range),
-                     unit="MIDI", help="the note"),
-            CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments),
-                     help="which sampled instrument's spectrogram to draw"),
-            CondSpec("velocity", "int", max(c.velocities), (min(c.velocities), max(c.velocities)),
-                     unit="MIDI", help="how hard the key is struck"),
+            *note_specs(c, pitch="the note",
+                        instrument="which sampled instrument's spectrogram to draw",
+                        velocity="how hard the key is struck"),
             CondSpec("vocoder", "choice", default, choices=vocoders,
                      help="what turns the mel frames into samples (any shipped model that takes mel frames)"),
         )

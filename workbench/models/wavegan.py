@@ -32,6 +32,7 @@ from ..audio import Audio
 from ..errors import ParameterError
 from ..layers import gradient_penalty, phase_shuffle
 from ..losses import multi_scale_spectral_loss
+from ._note import note_specs
 from .base import AdversarialModel, CondSpec, Encoding
 
 
@@ -107,12 +108,9 @@ class WaveGAN(AdversarialModel):
     @property
     def conditioning(self) -> tuple[CondSpec, ...]:
         c = self.config
-        return (
-            CondSpec("pitch", "int", (c.pitch_range[0] + c.pitch_range[1]) // 2, tuple(c.pitch_range),
-                     unit="MIDI", help="one-hot appended to the latent"),
-            CondSpec("instrument", "choice", c.instruments[0], choices=tuple(c.instruments),
-                     help="one-hot appended to the latent"),
-        )
+        return tuple(note_specs(c, pitch="one-hot appended to the latent",
+                                instrument="one-hot appended to the latent",
+                                velocity=None))
 
     # ---- networks ---------------------------------------------------------------------------------------
     def one_hots(self, pitch: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:

@@ -89,3 +89,13 @@ def test_shipped_checkpoint_generates_a_pitch_its_card_reports():
     p = note["pitch"]
     f = median_f0(audio, fmin=max(30.0, midi_to_hz(p - 12)), fmax=midi_to_hz(p + 12))  # as workbench.evaluate
     assert abs(cents_error(f, p)) <= 50
+
+
+def test_the_fresh_critic_feels_its_input(small):
+    # with PyTorch's default init the 7-stage critic's score was flat (input gradient ~1e-8): the
+    # gradient penalty then sits at 1 and the auxiliary classifier at chance, and nothing trains
+    torch.manual_seed(0)
+    fresh = create_model("gansynth", "small")
+    x = fresh.to_representation(torch.randn(2, fresh.n_samples) * 0.1).requires_grad_(True)
+    (grad,) = torch.autograd.grad(fresh.critic(x).sum(), x)
+    assert float(grad.flatten(1).norm(dim=1).min()) > 1e-3

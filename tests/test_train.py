@@ -39,12 +39,18 @@ def test_resume_continues_from_the_saved_step(run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
     before = load_model(copy).state_dict()
-    train("wavenet", steps=8, out=copy, resume=True, eval_every=0, checkpoint_every=100, progress=False)
+    train("wavenet", steps=8, out=copy, resume=True, eval_every=0, checkpoint_every=100, progress=False,
+          command="test resumed")
     rows = read_log(copy)
     assert [r["step"] for r in rows][-2:] == [7, 8]
     after = load_model(copy).state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
-    assert json.loads((copy / "card.json").read_text())["steps"] == 8
+    card = json.loads((copy / "card.json").read_text())
+    assert card["steps"] == 8
+    # the card lists both commands that made this checkpoint, and the wall times add up
+    assert [(r["command"], r["from_step"], r["to_step"]) for r in card["runs"]] == [
+        ("test", 0, 6), ("test resumed", 6, 8)]
+    assert sum(r["wall_time_s"] for r in card["runs"]) == pytest.approx(card["wall_time_s"], abs=0.2)
 
 
 def test_training_is_reproducible_under_a_seed(tmp_path):

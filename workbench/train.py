@@ -209,7 +209,8 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
     wall = elapsed_before + time.time() - began
     if out is not None and is_main:
         _write_card(model, out, data=data, preset=preset, steps=step, batch_size=batch_size, seed=seed,
-                    wall=wall, world=world, command=command, train_set=train_set, test_set=test_set)
+                    wall=wall, world=world, command=command, train_set=train_set, test_set=test_set,
+                    resumed_from=start, run_wall=time.time() - began)
     if world > 1:
         _check_replicas_agree(model)
         dist.barrier()
@@ -269,18 +270,33 @@ def _dataset_description(ds) -> dict:
     return {"type": type(ds).__name__, "n_items": len(ds)}
 
 
+def _training_runs(card: dict, command: str, resumed_from: int, steps: int, run_wall: float) -> list[dict]:
+    """Every command that trained this checkpoint, in order: a resumed run adds to the list."""
+    this = {"command": command, "from_step": resumed_from, "to_step": steps, "wall_time_s": round(run_wall, 1)}
+    if not resumed_from:
+        return [this]
+    runs = list(card.get("runs", []))
+    if not runs and "command" in card:  # a card from before runs were listed: its one command
+        runs = [{"command": card["command"], "from_step": 0, "to_step": resumed_from,
+                 "wall_time_s": card.get("wall_time_s")}]
+    return [r for r in runs if r["from_step"] < resumed_from] + [this]
+
+
 def _write_card(model, out: Path, *, data, preset, steps, batch_size, seed, wall, world, command,
-                train_set, test_set):
+                train_set, test_set, resumed_from: int = 0, run_wall: float = 0.0):
     card_file = out / "card.json"
     card = json.loads(card_file.read_text()) if card_file.exists() else {}
     last = read_log(out)[-1] if (out / "log.csv").exists() else {}
+    command = command if command is not None else " ".join(["workbench", *sys.argv[1:]])
+    runs = _training_runs(card, command, resumed_from, steps, run_wall)
     card.update({
         "model": model.name,
         "family": model.family,
         "likelihood": model.likelihood,
         "preset": preset,
         "parameters": model.n_parameters,
-        "command": command if command is not None else " ".join(["workbench", *sys.argv[1:]]),
+        "command": command,
+        "runs": runs,
         "data": {"name": data, "train": _dataset_description(train_set), "test": _dataset_description(test_set)},
         "steps": steps,
         "batch_size": batch_size,

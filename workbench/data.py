@@ -214,6 +214,10 @@ class Notes(Dataset):
         A fixed, deterministic 1-in-``test_every`` held-out share of the grid.
     soundfont : path, optional
         Another .sf2 file (also ``$WORKBENCH_SOUNDFONT``).
+    cache_dir : path, optional
+        Keep rendered soundfont notes here as ``.npy`` files (also ``$WORKBENCH_NOTES_CACHE``).
+        A dataset whose notes are all cached needs no FluidSynth: render on one machine with
+        ``workbench render-notes MODEL --cache DIR`` and train on another (a GPU box).
 
     Raises
     ------
@@ -233,7 +237,7 @@ class Notes(Dataset):
     def __init__(self, source: str = "soundfont", instruments=None, pitches=range(48, 73),
                  velocities=(100,), seconds: float = 1.0, hold_seconds: float | None = None,
                  sample_rate: int = 16000, split: str = "all", test_every: int = 10,
-                 soundfont: str | os.PathLike | None = None):
+                 soundfont: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None):
         if source not in ("soundfont", "synth"):
             raise ParameterError(f"source={source!r} is not a note source; use 'soundfont' or 'synth'")
         known = SOUNDFONT_PROGRAMS if source == "soundfont" else SYNTH_TIMBRES
@@ -275,9 +279,23 @@ class Notes(Dataset):
             grid = [g for g, t in zip(grid, in_test) if t == (split == "test")]
         self.items = grid
         self._cache: dict[int, torch.Tensor] = {}
-        if source == "soundfont":
+        cache_dir = cache_dir if cache_dir is not None else os.environ.get("WORKBENCH_NOTES_CACHE")
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        # a machine without FluidSynth (a GPU box) can still train on notes rendered elsewhere
+        if source == "soundfont" and not self.fully_cached:
             find_soundfont(soundfont)
             _import_fluidsynth()
+
+    @property
+    def fully_cached(self) -> bool:
+        """Whether every note of this dataset is already rendered in ``cache_dir``."""
+        return self.cache_dir is not None and all(self._cache_file(i).exists() for i in range(len(self)))
+
+    def _cache_file(self, index: int) -> Path:
+        instrument, pitch, velocity = self.items[index]
+        font = Path(self.soundfont).stem if self.soundfont else "FluidR3_GM"
+        return self.cache_dir / (f"{self.source}-{font}-{instrument}-{pitch}-{velocity}-{self.sample_rate}Hz-"
+                                 f"{self.seconds:g}s-hold{self.hold_seconds:g}s.npy")
 
     def _is_test(self, instrument: str, pitch: int, velocity: int) -> bool:
         key = f"{instrument}:{pitch}:{velocity}".encode()
@@ -321,11 +339,16 @@ class Notes(Dataset):
 
     def _render(self, index: int) -> torch.Tensor:
         instrument, pitch, velocity = self.items[index]
-        if self.source == "soundfont":
-            x = self._renderer.render_note(pitch, velocity, SOUNDFONT_PROGRAMS[instrument],
-                                           self.seconds, self.hold_seconds)
-            return torch.from_numpy(x)[None]  # (1, time)
-        return self._synth_note(index)[None]
+        if self.source != "soundfont":
+            return self._synth_note(index)[None]
+        if self.cache_dir is not None and self._cache_file(index).exists():
+            return torch.from_numpy(np.load(self._cache_file(index)))[None]
+        x = self._renderer.render_note(pitch, velocity, SOUNDFONT_PROGRAMS[instrument],
+                                       self.seconds, self.hold_seconds)
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            np.save(self._cache_file(index), x.astype(np.float32))
+        return torch.from_numpy(x)[None]  # (1, time)
 
     def params(self, index: int) -> NoteParams:
         """The exact parameters of a synth note (``source="synth"`` only)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -539,3 +541,43 @@ def he_init_(module: nn.Module, negative_slope: float = 0.2) -> nn.Module:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return module
+
+
+class _RuntimeScale(nn.Module):
+    """The parametrisation behind :func:`equalise_lr_`: ``weight = stored * scale``."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, stored: torch.Tensor) -> torch.Tensor:
+        return stored * self.scale
+
+
+def equalise_lr_(module: nn.Module, negative_slope: float = 0.2) -> nn.Module:
+    """ProGAN's equalised learning rate on every conv and linear layer; returns ``module``.
+
+    Weights are stored as N(0, 1) draws and multiplied by He's constant sqrt(2 / (1 + a^2) / fan_in)
+    at every forward pass. The network computes what a He-initialised one does, but Adam, whose
+    steps have about the same size for every parameter, now moves every layer by the same share
+    of its scale: a wide layer no longer learns slower (relative to its weights) than a narrow one.
+    """
+    from torch.nn.utils import parametrize
+
+    gain = math.sqrt(2.0 / (1.0 + negative_slope**2))
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            fan_in = m.weight[0].numel()  # (out, in, *kernel): in * kernel
+            nn.init.normal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+            parametrize.register_parametrization(m, "weight", _RuntimeScale(gain / math.sqrt(fan_in)))
+    return module
+
+
+def minibatch_stddev(h: torch.Tensor) -> torch.Tensor:
+    """ProGAN's minibatch standard deviation: append one channel holding the mean over features
+    of each feature's standard deviation across the batch, so the critic can see a batch that is
+    too alike (mode collapse). ``(batch, channels, ...)`` -> ``(batch, channels + 1, ...)``."""
+    std = h.std(dim=0, unbiased=False).mean()
+    return torch.cat([h, std.expand(h.shape[0], 1, *h.shape[2:])], dim=1)

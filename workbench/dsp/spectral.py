@@ -314,6 +314,6 @@ def log_mel(x, sample_rate: int | None = None, n_fft: int = DEFAULT_N_FFT,
     if sample_rate is None:
         raise ParameterError("log_mel needs sample_rate for a plain tensor; pass sample_rate=16000")
     mag = stft(t, n_fft, hop_length).abs()  # (..., freq, frames)
-    fb = mel_filterbank(n_fft, n_mels, sample_rate).to(mag.dtype)
+    fb = mel_filterbank(n_fft, n_mels, sample_rate).to(mag.device, mag.dtype)
     mel = torch.matmul(fb, mag)  # (..., n_mels, frames)
     return torch.log(mel.clamp_min(floor))

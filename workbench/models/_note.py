@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .base import CondSpec
@@ -47,3 +49,24 @@ def timing_features(n_steps: int, step_seconds: float, device=None, dtype=torch.
     seconds = torch.arange(n_steps, device=device, dtype=dtype) * step_seconds
     t = torch.tensor(TIMING_CONSTANTS, device=device, dtype=dtype)[:, None]
     return torch.exp(-seconds[None] / t)
+
+
+def phase_step(pitch, sample_rate: int, device=None) -> torch.Tensor:
+    """Radians per sample of each note's fundamental ``(batch,)``, in float64."""
+    midi = torch.as_tensor(pitch, device=device).double()
+    return 2 * math.pi * 440.0 * 2.0 ** ((midi - 69.0) / 12.0) / sample_rate
+
+
+def harmonic_source(omega: torch.Tensor, positions: torch.Tensor, n_harmonics: int) -> torch.Tensor:
+    """The source of neural source-filter models: ``(batch, 2 * harmonics, time)`` in float64.
+
+    Sin then cos of harmonic k's phase ``k * omega * position`` at sample ``positions`` counted
+    from the onset; zero before the onset and for harmonics above Nyquist. Phases are computed
+    in float64 so that sample 8000 is as exact as sample 8.
+    """
+    k = torch.arange(1, n_harmonics + 1, device=omega.device, dtype=torch.float64)
+    positions = positions.to(omega.device).double()
+    phase = omega[:, None, None] * k[None, :, None] * positions[None, None, :]
+    audible = (omega[:, None] * k[None, :] < math.pi).double()[..., None]  # (batch, harmonics, 1)
+    onset = (positions >= 0).double()
+    return torch.cat([torch.sin(phase) * audible, torch.cos(phase) * audible], dim=1) * onset

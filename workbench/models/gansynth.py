@@ -34,7 +34,7 @@ from torch import nn
 from ..audio import Audio
 from ..dsp.spectral import if_to_phase, istft, phase_to_if, stft
 from ..errors import ParameterError
-from ..layers import gradient_penalty, he_init_
+from ..layers import equalise_lr_, gradient_penalty, he_init_, minibatch_stddev
 from ._note import note_specs
 from .base import AdversarialModel, CondSpec, Encoding
 
@@ -56,6 +56,8 @@ class GANSynthConfig:
     inversion_steps: int = 100
     learning_rate: float = 5e-4
     betas: tuple = (0.0, 0.99)
+    equalised_lr: bool = False  # ProGAN's run-time weight scaling (layers.equalise_lr_)
+    minibatch_std: bool = False  # ProGAN's batch-diversity channel before the critic's heads
     # conditioning and data
     instruments: tuple = ("piano", "flute", "strings", "trumpet")
     pitch_range: tuple = (48, 72)
@@ -128,12 +130,16 @@ class GANSynth(AdversarialModel):
             nn.Sequential(nn.Conv2d(a, a, 3, padding=1), nn.LeakyReLU(0.2),
                           nn.Conv2d(a, b, 3, padding=1), nn.LeakyReLU(0.2))
             for a, b in zip(rev[:-1], rev[1:]))
-        self.d_score = nn.Linear(rev[-1] * 16, 1)
-        self.d_pitch = nn.Linear(rev[-1] * 16, self.n_pitches)
-        self.d_instrument = nn.Linear(rev[-1] * 16, self.n_instruments)
+        head = (rev[-1] + int(c.minibatch_std)) * 16
+        self.d_score = nn.Linear(head, 1)
+        self.d_pitch = nn.Linear(head, self.n_pitches)
+        self.d_instrument = nn.Linear(head, self.n_instruments)
         # He init: with PyTorch's default, 7 stages of the critic leave its score flat (input
         # gradient ~1e-8), the gradient penalty sits at 1 and nothing is learned
-        he_init_(self)
+        if c.equalised_lr:
+            equalise_lr_(self)
+        else:
+            he_init_(self)
 
     # ---- facts ----------------------------------------------------------------------------------------
     @property
@@ -207,6 +213,8 @@ class GANSynth(AdversarialModel):
         h = F.leaky_relu(self.d_input(h), 0.2)
         for block, scale in zip(self.d_blocks, reversed(self.stages)):
             h = F.avg_pool2d(block(h), scale)
+        if c.minibatch_std:
+            h = minibatch_stddev(h)
         h = h.flatten(1)  # (batch, channels * 16)
         score = self.d_score(h)[:, 0]
         return (score, self.d_pitch(h), self.d_instrument(h)) if heads else score

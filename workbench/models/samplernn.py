@@ -16,6 +16,11 @@ from chunk to chunk but gradients stop at chunk boundaries. Generation is statef
 steps once every 8 samples, the mid GRU every 2, the MLP every sample. The note (pitch,
 instrument, velocity) is added to the top tier's input.
 
+With ``source_harmonics`` (the small preset), the mid tier and the sample MLP also take the
+*source* of neural source-filter models (Wang et al. 2019), as WaveNet does here: sin/cos of the
+requested pitch's first harmonics, at each sample, from the onset. The MLP then knows where in
+the period each sample falls and only has to learn the waveform's shape, not to count samples.
+
 Notebook: notebooks/05_autoregressive.ipynb
 """
 
@@ -31,7 +36,7 @@ from torch import nn
 from ..dsp.quantise import mu_law_decode, mu_law_encode
 from ..errors import ParameterError
 from ..layers import NoteEmbedding
-from ._note import note_specs, note_tensors
+from ._note import harmonic_source, note_specs, note_tensors, phase_step
 from .base import Encoding, GenerativeModel, sample_categorical
 
 
@@ -54,12 +59,13 @@ class SampleRNNConfig:
     note_seconds: float = 1.0
     batch_size: int = 8
     learning_rate: float = 1e-3
+    source_harmonics: int = 0  # > 0: sin/cos of the pitch's first harmonics into mid tier and MLP
 
 
 PRESETS = {
     "tiny": dict(hidden=16, embed_dim=8, mlp_hidden=16, tbptt_samples=256, crop_samples=1024, instruments=("piano", "flute"),
-                 pitch_range=(60, 64), velocities=(100,), note_seconds=0.25),
-    "small": dict(),
+                 pitch_range=(60, 64), velocities=(100,), note_seconds=0.25, source_harmonics=2),
+    "small": dict(source_harmonics=4),
 }
 
 
@@ -93,10 +99,21 @@ class SampleRNN(GenerativeModel):
         self.mlp_in = nn.Linear(c.sub_frame_size * c.embed_dim, c.mlp_hidden)
         self.mlp = nn.Sequential(nn.ReLU(), nn.Linear(c.mlp_hidden, c.mlp_hidden), nn.ReLU(),
                                  nn.Linear(c.mlp_hidden, self.n_classes))
+        if c.source_harmonics:
+            self.source_mid = nn.Linear(2 * c.source_harmonics, h, bias=False)
+            self.source_mlp = nn.Linear(2 * c.source_harmonics, c.mlp_hidden, bias=False)
 
     @property
     def conditioning(self):
         return tuple(note_specs(self.config))
+
+    def source(self, pitch, positions: torch.Tensor) -> torch.Tensor | None:
+        """``(batch, time, 2 * harmonics)`` source at sample ``positions`` (from the onset), or None."""
+        c = self.config
+        if not c.source_harmonics:
+            return None
+        omega = phase_step(pitch, c.sample_rate, self.device)
+        return harmonic_source(omega, positions, c.source_harmonics).transpose(1, 2).to(self.top_in.weight.dtype)
 
     def scaled(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes as real values in [-2, 2], the RNN tiers' input (as in the paper)."""
@@ -115,9 +132,10 @@ class SampleRNN(GenerativeModel):
             outs.append(out)
         return torch.cat(outs, dim=1)
 
-    def forward(self, codes: torch.Tensor, cond: dict, tbptt: bool = False) -> torch.Tensor:
-        """Codes ``(batch, time)`` from the note onset -> logits ``(batch, classes, time)``;
-        ``logits[..., t]`` is the distribution of code ``t`` given codes before ``t``."""
+    def forward(self, codes: torch.Tensor, cond: dict, tbptt: bool = False, offset: int = 0) -> torch.Tensor:
+        """Codes ``(batch, time)`` -> logits ``(batch, classes, time)``; ``logits[..., t]`` is the
+        distribution of code ``t`` given codes before ``t``. ``codes[:, 0]`` is sample ``offset``
+        of the note (0: the onset), which places the source."""
         c = self.config
         fs, sfs = c.frame_size, c.sub_frame_size
         b, n = codes.shape
@@ -131,12 +149,18 @@ class SampleRNN(GenerativeModel):
         # 2. mid tier: sub-frame i sees codes 2i-2 .. 2i-1 and the top tier's output for it
         mid_inputs = padded[:, fs - sfs: fs - sfs + t].reshape(b, t // sfs, sfs)
         mid = self.mid_in(self.scaled(mid_inputs)) + up
+        src = self.source(cond["pitch"], torch.arange(offset, offset + t, device=self.device))
+        if src is not None:  # each sub-frame sees the source at its first sample
+            mid = mid + self.source_mid(src[:, ::sfs])
         mid = self._run_rnn(self.mid_rnn, mid, c.tbptt_samples // sfs if tbptt else None)
         cond_s = self.mid_up(mid).reshape(b, t, c.mlp_hidden)  # (batch, time, mlp_hidden)
         # 3. sample MLP: sample t sees the embeddings of codes t-2, t-1 and the mid tier
         prev = torch.stack([padded[:, fs - sfs + k: fs - sfs + k + t] for k in range(sfs)], dim=-1)
         e = self.embed(prev).flatten(2)  # (batch, time, sub_frame * embed)
-        logits = self.mlp(self.mlp_in(e) + cond_s)  # (batch, time, classes)
+        h = self.mlp_in(e) + cond_s
+        if src is not None:
+            h = h + self.source_mlp(src)
+        logits = self.mlp(h)  # (batch, time, classes)
         return logits[:, :n].transpose(1, 2)
 
     # ---- likelihood ------------------------------------------------------------------------------------------
@@ -173,7 +197,7 @@ class SampleRNN(GenerativeModel):
         if draw[0] >= c.onset_share and codes.shape[-1] - n >= c.frame_size:
             start = c.frame_size * (1 + int(draw[1] * ((codes.shape[-1] - n) // c.frame_size)))
         window = codes[:, start - c.frame_size if start else 0: start + n]  # (batch, frame + n): history first
-        logits = self.forward(window, cond, tbptt=self.training)
+        logits = self.forward(window, cond, tbptt=self.training, offset=start - c.frame_size if start else 0)
         if start:
             logits, window = logits[..., c.frame_size:], window[:, c.frame_size:]
         loss = F.cross_entropy(logits, window)
@@ -187,6 +211,9 @@ class SampleRNN(GenerativeModel):
         fs, sfs = c.frame_size, c.sub_frame_size
         history = torch.full((n, n_samples + fs), self.silence, dtype=torch.long, device=self.device)
         note = self.note(*note_tensors(self, cond))
+        src = self.source(cond["pitch"], torch.arange(n_samples, device=self.device))
+        if src is not None:
+            src_mid, src_mlp = self.source_mid(src), self.source_mlp(src)  # (n, time, width)
         top_state = mid_state = None
         all_logits = []
         for t in range(n_samples):
@@ -199,11 +226,16 @@ class SampleRNN(GenerativeModel):
             if t % sfs == 0:
                 # 2. a new sub-frame: the mid GRU steps on the previous 2 samples + the top tier
                 x = self.mid_in(self.scaled(history[:, p - sfs: p])) + up[:, (t % fs) // sfs]
+                if src is not None:
+                    x = x + src_mid[:, t]
                 out, mid_state = self.mid_rnn(x[:, None], mid_state)
                 cond_s = self.mid_up(out[:, 0]).view(n, sfs, c.mlp_hidden)
             # 3. the MLP: this sample's distribution, then draw it
             e = self.embed(history[:, p - sfs: p]).flatten(1)
-            logits = self.mlp(self.mlp_in(e) + cond_s[:, t % sfs])
+            h = self.mlp_in(e) + cond_s[:, t % sfs]
+            if src is not None:
+                h = h + src_mlp[:, t]
+            logits = self.mlp(h)
             history[:, p] = sample_categorical(logits, temperature, generator)
             if return_logits:
                 all_logits.append(logits)

@@ -32,7 +32,7 @@ from ..dsp.spectral import log_mel
 from ..errors import ParameterError
 from ..layers import GatedResidualBlock
 from . import wavenet_kernel
-from ._note import TIMING_CONSTANTS, note_specs, timing_features
+from ._note import TIMING_CONSTANTS, harmonic_source, note_specs, phase_step, timing_features
 from .base import CondSpec, Encoding, GenerativeModel, sample_categorical
 
 METHODS = ("auto", "fast", "cached", "naive")
@@ -183,21 +183,14 @@ class WaveNet(GenerativeModel):
         """Radians per sample of each item's fundamental ``(batch,)`` in float64, or None without a source."""
         if not self.config.source_harmonics:
             return None
-        midi = torch.as_tensor(pitch, device=self.device).double()
-        return 2 * math.pi * 440.0 * 2.0 ** ((midi - 69.0) / 12.0) / self.config.sample_rate
+        return phase_step(pitch, self.config.sample_rate, self.device)
 
     def source_features(self, omega: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """``(batch, 2 * harmonics, time)``: sin then cos of harmonic k's phase k * omega * position.
 
-        Zero before the onset and for harmonics above Nyquist. Phases are computed in float64
-        so that sample 8000 is as exact as sample 8.
+        Zero before the onset and for harmonics above Nyquist (:func:`harmonic_source`).
         """
-        k = torch.arange(1, self.config.source_harmonics + 1, device=self.device, dtype=torch.float64)
-        phase = omega[:, None, None] * k[None, :, None] * positions.double()[None, None, :]
-        audible = (omega[:, None] * k[None, :] < math.pi).double()[..., None]  # (batch, harmonics, 1)
-        onset = (positions >= 0).double()
-        feats = torch.cat([torch.sin(phase) * audible, torch.cos(phase) * audible], dim=1) * onset
-        return feats.to(self.embed.weight.dtype)
+        return harmonic_source(omega, positions, self.config.source_harmonics).to(self.embed.weight.dtype)
 
     def layer_bias(self, g: torch.Tensor, local: torch.Tensor | None, positions: torch.Tensor,
                    omega: torch.Tensor | None = None) -> torch.Tensor:

@@ -84,6 +84,27 @@ def test_missing_soundfont_names_the_debian_package(monkeypatch):
     Notes(source="synth")  # still works without a SoundFont
 
 
+def test_cached_notes_need_no_fluidsynth_and_match_the_rendering(tmp_path, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_NOTES_CACHE", raising=False)
+    kwargs = dict(source="soundfont", instruments=("flute",), pitches=(60, 67), seconds=0.25)
+    rendered = Notes(cache_dir=tmp_path, **kwargs)
+    first = [rendered[i][0] for i in range(len(rendered))]
+    assert rendered.fully_cached and len(list(tmp_path.glob("*.npy"))) == 2
+
+    def no_fluidsynth(*args, **kwargs):
+        raise MissingDependencyError("FluidSynth is not usable (blocked by the test)")
+
+    monkeypatch.setattr(data, "_import_fluidsynth", no_fluidsynth)
+    monkeypatch.setattr(data, "find_soundfont", no_fluidsynth)
+    monkeypatch.setenv("WORKBENCH_NOTES_CACHE", str(tmp_path))  # the environment works too
+    cached = Notes(**kwargs)
+    for i, x in enumerate(first):
+        assert torch.equal(cached[i][0], x)
+    # a note missing from the cache still needs FluidSynth, and says so
+    with pytest.raises(MissingDependencyError, match="FluidSynth"):
+        Notes(**{**kwargs, "pitches": (60, 62)})
+
+
 def test_a_soundfont_path_that_does_not_exist_is_refused_not_replaced(tmp_path, monkeypatch):
     # before: a wrong explicit path silently fell back to the system SoundFont
     monkeypatch.delenv("WORKBENCH_SOUNDFONT", raising=False)

@@ -45,7 +45,7 @@ def test_generator_image_has_the_representation_shape_and_ranges(small):
     z = torch.randn(2, small.config.latent_size)
     rep = small.generator_image(z, small.one_hots([50, 60], ["piano", "flute"]))
     assert rep.shape == (2, 2, small.config.n_fft // 2 + 1, small.n_frames)
-    assert float(rep[:, 1].abs().max()) <= 1.0
+    assert float(rep[:, 1].detach().abs().max()) <= 1.0
     assert float(rep[:, 0, -1].max()) == -1.0  # the Nyquist bin is silent
 
 
@@ -56,7 +56,8 @@ def test_output_has_the_fixed_length(small):
 
 def test_critic_has_pitch_and_instrument_heads(small):
     rep = small.to_representation(torch.randn(3, small.n_samples) * 0.1)
-    score, pitch_logits, inst_logits = small.critic(rep, heads=True)
+    onehot = small.one_hots([50, 60, 70], ["piano", "flute", "piano"])
+    score, pitch_logits, inst_logits = small.critic(rep, heads=True, onehot=onehot)
     assert score.shape == (3,)
     assert pitch_logits.shape == (3, small.n_pitches) and inst_logits.shape == (3, small.n_instruments)
 
@@ -97,5 +98,79 @@ def test_the_fresh_critic_feels_its_input(small):
     torch.manual_seed(0)
     fresh = create_model("gansynth", "small")
     x = fresh.to_representation(torch.randn(2, fresh.n_samples) * 0.1).requires_grad_(True)
-    (grad,) = torch.autograd.grad(fresh.critic(x).sum(), x)
+    (grad,) = torch.autograd.grad(fresh.critic(x, onehot=fresh.one_hots([50, 60], ["piano", "flute"])).sum(), x)
     assert float(grad.flatten(1).norm(dim=1).min()) > 1e-3
+
+
+def test_equalised_learning_rate_computes_what_he_init_does_and_moves_every_layer_alike():
+    from workbench.layers import equalise_lr_
+
+    torch.manual_seed(0)
+    net = equalise_lr_(torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.LeakyReLU(0.2),
+                                           torch.nn.Linear(64, 1024), torch.nn.LeakyReLU(0.2)))
+    for layer, fan_in in ((net[0], 16), (net[2], 64)):
+        stored = layer.parametrizations.weight.original
+        assert abs(float(stored.detach().std()) - 1) < 0.1  # stored as N(0, 1) draws
+        scale = math.sqrt(2 / (1 + 0.2**2) / fan_in)  # He's constant, applied at run time
+        assert torch.allclose(layer.weight, stored * scale)
+        x = torch.randn(3, fan_in)
+        assert torch.allclose(layer(x), x @ (stored * scale).T + layer.bias, atol=1e-6)
+    # one Adam step moves each layer's weights by the same share of their scale (lr / 1)
+    lr = 1e-3
+    before = [net[i].weight.detach().clone() for i in (0, 2)]
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    net(torch.randn(8, 16)).pow(2).mean().backward()
+    opt.step()
+    shares = [float((net[i].weight.detach() - b).abs().mean() / b.std()) for i, b in zip((0, 2), before)]
+    assert all(0.5 * lr < s < 1.5 * lr for s in shares), shares
+
+
+def test_minibatch_stddev_adds_one_channel_that_sees_a_collapsed_batch():
+    from workbench.layers import minibatch_stddev
+
+    h = torch.randn(4, 3, 2, 2)
+    out = minibatch_stddev(h)
+    assert out.shape == (4, 4, 2, 2) and torch.equal(out[:, :3], h)
+    assert torch.allclose(out[:, 3], h.std(dim=0, unbiased=False).mean().expand(4, 2, 2))
+    assert float(minibatch_stddev(h[:1].expand(4, -1, -1, -1))[:, 3].abs().max()) == 0  # identical items
+
+
+def test_equalised_critic_with_minibatch_stddev_saves_and_loads(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("gansynth", "tiny", equalised_lr=True, minibatch_std=True).eval()
+    model.save(tmp_path)
+    again = load_model(tmp_path)
+    z = torch.randn(2, model.config.latent_size)
+    onehot = model.one_hots([60, 61], ["piano", "flute"])
+    image = model.generator_image(z, onehot)
+    assert torch.equal(again.generator_image(z, onehot), image)
+    assert torch.equal(again.critic(image, onehot=onehot), model.critic(image, onehot=onehot))
+
+
+def test_the_pitch_map_has_a_tooth_at_every_harmonic_below_nyquist():
+    model = create_model("gansynth", "small", pitch_map=True)
+    c = model.config
+    bin_hz = c.sample_rate / c.n_fft
+    for pitch in (48, 60, 69, 72):
+        onehot = model.one_hots([pitch], ["piano"])
+        comb = model.pitch_comb(onehot)[0, 0, :, 0]  # (n_bins,)
+        f0 = float(midi_to_hz(pitch))
+        harmonics = [k * f0 for k in range(1, 100) if k * f0 < c.sample_rate / 2 - 2 * bin_hz]
+        for f in harmonics:
+            assert float(comb[round(f / bin_hz)]) > 0.6, (pitch, f)
+        between = [(a + b) / 2 for a, b in zip(harmonics[:-1], harmonics[1:])]
+        assert max(float(comb[round(f / bin_hz)]) for f in between) < 1e-3
+
+
+def test_a_pitch_map_critic_is_conditional_and_the_generator_follows_the_map():
+    torch.manual_seed(0)
+    model = create_model("gansynth", "tiny", pitch_map=True).eval()
+    z = torch.randn(1, model.config.latent_size)
+    onehot = model.one_hots([60], ["piano"])
+    image = model.generator_image(z, onehot)
+    with pytest.raises(Exception, match="onehot"):
+        model.critic(image)
+    assert model.critic(image, onehot=onehot).shape == (1,)
+    # the same one-hot with another comb: only the map differs, and the image follows it
+    model.combs = model.combs.flip(0)
+    assert not torch.allclose(model.generator_image(z, onehot), image, atol=1e-5)

@@ -48,6 +48,29 @@ def test_truncated_bptt_gives_the_same_forward_pass():
         assert torch.allclose(model(codes, _cond(2), tbptt=True), model(codes, _cond(2)), atol=1e-5)
 
 
+def test_the_source_reaches_the_prediction_and_is_placed_by_the_offset():
+    model = _model()
+    assert model.config.source_harmonics == 2
+    codes = torch.randint(0, 256, (1, 4 * model.config.frame_size), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        base = model(codes, _cond())
+        shifted = model(codes, _cond(), offset=7)  # the same codes, later in the note
+        assert not torch.allclose(base, shifted, atol=1e-4)
+        for layer in (model.source_mid, model.source_mlp):
+            layer.weight.zero_()
+        assert torch.allclose(model(codes, _cond()), model(codes, _cond(), offset=7), atol=1e-6)
+
+
+def test_the_source_is_silent_before_the_onset_and_repeats_every_period():
+    model = _model()
+    period = model.config.sample_rate / 440.0  # A4 at 8 kHz: 18.18 samples
+    src = model.source([69], torch.arange(-4, 400))[0]  # (time, 2 * harmonics)
+    assert src[:4].abs().max() == 0
+    k = 11  # 11 periods are 200 samples: a whole number of samples
+    assert abs(k * period - 200) < 1e-9
+    assert torch.allclose(src[4:204], src[204:404], atol=1e-5)
+
+
 def test_encode_gives_codes_and_per_sample_bits():
     model = _model()
     x = model.generate(1, seconds=0.02, generator=0)

@@ -12,7 +12,13 @@ the wrapped phase itself is a tangle. Inversion is exact and cheap::
     samples = istft(magnitude * exp(i * phase))
 
 The critic mirrors the generator and has two extra heads that classify pitch and instrument
-(the auxiliary classification loss that makes the pitch conditioning stick). Trained as
+(the auxiliary classification loss that makes the pitch conditioning stick).
+
+With ``pitch_map`` (not in the paper; the spectral cousin of the source WaveNet and SampleRNN
+take here), both networks also see the requested pitch drawn where it belongs: a comb with a
+tooth at every harmonic's bin, one extra channel at every scale of the generator and at the
+critic's input. The generator no longer has to discover, from a one-hot, which rows of the
+image a pitch lights up; the critic can check the partials against the request directly. Trained as
 WGAN-GP (gradient penalty weight 10, ProGAN's small drift penalty), without the progressive
 schedule (a single scale is enough at this size).
 
@@ -58,6 +64,7 @@ class GANSynthConfig:
     betas: tuple = (0.0, 0.99)
     equalised_lr: bool = False  # ProGAN's run-time weight scaling (layers.equalise_lr_)
     minibatch_std: bool = False  # ProGAN's batch-diversity channel before the critic's heads
+    pitch_map: bool = False  # the requested pitch's harmonic comb as an extra image channel (see below)
     # conditioning and data
     instruments: tuple = ("piano", "flute", "strings", "trumpet")
     pitch_range: tuple = (48, 72)
@@ -70,10 +77,13 @@ class GANSynthConfig:
 PRESETS = {
     "tiny": dict(n_fft=128, hop_length=64, latent_size=8, channels=(16, 8, 8, 8, 4), inversion_steps=3,
                  instruments=("piano", "flute"), pitch_range=(60, 62), velocities=(100,), note_seconds=0.25,
-                 batch_size=2),
+                 batch_size=2, equalised_lr=True, minibatch_std=True, pitch_map=True),
     # high frequency resolution (the paper's "+H": bins narrower than a semitone at the lowest
     # pitch), so a pitch is where the harmonic comb's teeth are, not a fine IF value
-    "small": dict(sample_rate=8000, n_fft=1024, hop_length=256, channels=(64, 64, 64, 48, 32, 24, 16, 16)),
+    # ProGAN's equalised learning rate and minibatch stddev at the paper's learning rate, and the
+    # pitch map, without which no run here learned pitch
+    "small": dict(sample_rate=8000, n_fft=1024, hop_length=256, channels=(64, 64, 64, 48, 32, 24, 16, 16),
+                  equalised_lr=True, minibatch_std=True, pitch_map=True, learning_rate=8e-4),
 }
 
 
@@ -118,14 +128,17 @@ class GANSynth(AdversarialModel):
         ch = c.channels
         # generator: latent ++ one-hots -> 4 x 4 -> ... -> (2, n_bins, image_frames)
         self.g_input = nn.Linear(c.latent_size + self.n_pitches + self.n_instruments, ch[0] * 16)
+        extra = int(c.pitch_map)  # the comb channel
         self.g_blocks = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.LeakyReLU(0.2), PixelNorm(),
+            nn.Sequential(nn.Conv2d(a + extra, b, 3, padding=1), nn.LeakyReLU(0.2), PixelNorm(),
                           nn.Conv2d(b, b, 3, padding=1), nn.LeakyReLU(0.2), PixelNorm())
             for a, b in zip(ch[:-1], ch[1:]))
-        self.g_out = nn.Conv2d(ch[-1], 2, 1)
+        self.g_out = nn.Conv2d(ch[-1] + extra, 2, 1)
+        if c.pitch_map:
+            self.register_buffer("combs", self._combs(), persistent=False)  # (pitches, n_bins)
         # critic: the mirror image, plus a score head and two classification heads
         rev = ch[::-1]
-        self.d_input = nn.Conv2d(2, rev[0], 1)
+        self.d_input = nn.Conv2d(2 + extra, rev[0], 1)
         self.d_blocks = nn.ModuleList(
             nn.Sequential(nn.Conv2d(a, a, 3, padding=1), nn.LeakyReLU(0.2),
                           nn.Conv2d(a, b, 3, padding=1), nn.LeakyReLU(0.2))
@@ -183,6 +196,24 @@ class GANSynth(AdversarialModel):
         y = istft(torch.polar(mag, phase), c.n_fft, c.hop_length, length=length)
         return y.float()
 
+    # ---- the pitch map -------------------------------------------------------------------------------------
+    def _combs(self) -> torch.Tensor:
+        """``(pitches, n_fft / 2)``: for each pitch, a Gaussian tooth (1 bin wide) at each harmonic below Nyquist."""
+        c = self.config
+        midi = torch.arange(c.pitch_range[0], c.pitch_range[1] + 1, dtype=torch.float64)
+        f0_bins = 440.0 * 2.0 ** ((midi - 69.0) / 12.0) * c.n_fft / c.sample_rate  # (pitches,)
+        n_bins = c.n_fft // 2
+        centres = f0_bins[:, None] * torch.arange(1, int(n_bins / f0_bins.min()) + 1, dtype=torch.float64)
+        bins = torch.arange(n_bins, dtype=torch.float64)
+        teeth = torch.exp(-0.5 * (bins[None, None] - centres[..., None]) ** 2) * (centres < n_bins)[..., None]
+        return teeth.sum(1).clamp_max(1).float()
+
+    def pitch_comb(self, onehot: torch.Tensor) -> torch.Tensor | None:
+        """The comb of each item's pitch ``(batch, 1, n_fft / 2, 1)`` (read off its one-hot), or None."""
+        if not self.config.pitch_map:
+            return None
+        return (onehot[:, : self.n_pitches] @ self.combs)[:, None, :, None]
+
     # ---- generator and critic ------------------------------------------------------------------------------
     def one_hots(self, pitch, instrument) -> torch.Tensor:
         c = self.config
@@ -196,20 +227,37 @@ class GANSynth(AdversarialModel):
         c = self.config
         h = self.g_input(torch.cat([z, onehot], dim=-1)).view(z.shape[0], c.channels[0], 4, 4)
         h = F.leaky_relu(h, 0.2)
+        comb = self.pitch_comb(onehot)
         for block, scale in zip(self.g_blocks, self.stages):
-            h = block(F.interpolate(h, scale_factor=scale, mode="nearest"))  # (batch, ch, freq, time)
-        out = self.g_out(h)  # (batch, 2, n_fft / 2, image_frames)
+            h = self._with_comb(F.interpolate(h, scale_factor=scale, mode="nearest"), comb)
+            h = block(h)  # (batch, ch, freq, time)
+        out = self.g_out(self._with_comb(h, comb))  # (batch, 2, n_fft / 2, image_frames)
         # the Nyquist bin is silent: log-magnitude -1 (magnitude 0), IF 0
         logmag = F.pad(out[:, :1], (0, 0, 0, 1), value=-1.0)
         inst_freq = F.pad(torch.tanh(out[:, 1:]), (0, 0, 0, 1))
         image = torch.cat([logmag, inst_freq], dim=1)  # (batch, 2, n_fft / 2 + 1, image_frames)
         return image[..., : self.n_frames]
 
-    def critic(self, rep: torch.Tensor, heads: bool = False):
-        """Score ``(batch,)`` of representations (and pitch / instrument logits with ``heads``)."""
+    @staticmethod
+    def _with_comb(h: torch.Tensor, comb: torch.Tensor | None) -> torch.Tensor:
+        """``h`` ``(batch, ch, freq, time)`` with the comb, pooled to ``freq`` rows, as one more channel."""
+        if comb is None:
+            return h
+        rows = F.adaptive_avg_pool2d(comb, (h.shape[2], 1)) if h.shape[2] != comb.shape[2] else comb
+        return torch.cat([h, rows.expand(-1, -1, -1, h.shape[3])], dim=1)
+
+    def critic(self, rep: torch.Tensor, heads: bool = False, onehot: torch.Tensor | None = None):
+        """Score ``(batch,)`` of representations (and pitch / instrument logits with ``heads``).
+
+        With ``pitch_map`` the critic is conditional: pass the one-hots of the requested notes.
+        """
         c = self.config
         h = rep[:, :, : c.n_fft // 2]  # drop the Nyquist bin
         h = F.pad(h, (0, self.image_frames - h.shape[-1]))  # (batch, 2, n_bins, image_frames)
+        if c.pitch_map:
+            if onehot is None:
+                raise ParameterError("this critic is conditional (pitch_map=True): pass onehot=")
+            h = self._with_comb(h, self.pitch_comb(onehot))
         h = F.leaky_relu(self.d_input(h), 0.2)
         for block, scale in zip(self.d_blocks, reversed(self.stages)):
             h = F.avg_pool2d(block(h), scale)
@@ -288,18 +336,18 @@ class GANSynth(AdversarialModel):
         z = torch.randn(x.shape[0], self.config.latent_size, generator=generator).to(self.device)
         return real, onehot, z, pitch - self.config.pitch_range[0], inst
 
-    def critic_loss(self, real, fake, pitch, inst, generator=None) -> dict:
+    def critic_loss(self, real, fake, pitch, inst, generator=None, onehot=None) -> dict:
         c = self.config
-        s_real, p_real, i_real = self.critic(real, heads=True)
-        s_fake = self.critic(fake.detach())
-        gp = gradient_penalty(self.critic, real, fake, generator)
+        s_real, p_real, i_real = self.critic(real, heads=True, onehot=onehot)
+        s_fake = self.critic(fake.detach(), onehot=onehot)
+        gp = gradient_penalty(self.critic, real, fake, generator, onehot=onehot)
         aux = F.cross_entropy(p_real, pitch) + F.cross_entropy(i_real, inst)
         wasserstein = s_real.mean() - s_fake.mean()
         loss = -wasserstein + c.gp_weight * gp + c.drift_weight * s_real.pow(2).mean() + c.aux_weight * aux
         return {"d_loss": loss, "wasserstein": wasserstein, "gp": gp, "d_aux": aux}
 
-    def generator_loss(self, fake, pitch, inst) -> dict:
-        s_fake, p_fake, i_fake = self.critic(fake, heads=True)
+    def generator_loss(self, fake, pitch, inst, onehot=None) -> dict:
+        s_fake, p_fake, i_fake = self.critic(fake, heads=True, onehot=onehot)
         aux = F.cross_entropy(p_fake, pitch) + F.cross_entropy(i_fake, inst)
         return {"loss": -s_fake.mean() + self.config.aux_weight * aux, "g_aux": aux}
 
@@ -308,8 +356,8 @@ class GANSynth(AdversarialModel):
         real, onehot, z, pitch, inst = self._batch(batch, generator)
         fake = self.generator_image(z, onehot)
         with torch.enable_grad():
-            logs = self.critic_loss(real, fake, pitch, inst, generator)
-        return {**self.generator_loss(fake, pitch, inst), **{k: v.detach() for k, v in logs.items()}}
+            logs = self.critic_loss(real, fake, pitch, inst, generator, onehot)
+        return {**self.generator_loss(fake, pitch, inst, onehot), **{k: v.detach() for k, v in logs.items()}}
 
     def train_step(self, batch, optimizers, *, generator=None, clip: float | None = 1.0, sync=None) -> dict:
         """1. ``n_critic`` critic steps (WGAN-GP + auxiliary classifier), 2. one generator step."""
@@ -320,7 +368,7 @@ class GANSynth(AdversarialModel):
             with torch.no_grad():
                 fake = self.generator_image(
                     torch.randn(z.shape, generator=generator).to(self.device), onehot)
-            d_logs = self.critic_loss(real, fake, pitch, inst, generator)
+            d_logs = self.critic_loss(real, fake, pitch, inst, generator, onehot)
             d_logs["d_loss"].backward()
             if sync is not None:
                 sync(self._d_params())
@@ -328,7 +376,7 @@ class GANSynth(AdversarialModel):
         opt_g.zero_grad(set_to_none=True)
         for p in self._d_params():
             p.requires_grad_(False)
-        logs = self.generator_loss(self.generator_image(z, onehot), pitch, inst)
+        logs = self.generator_loss(self.generator_image(z, onehot), pitch, inst, onehot)
         logs["loss"].backward()
         for p in self._d_params():
             p.requires_grad_(True)

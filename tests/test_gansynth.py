@@ -174,3 +174,19 @@ def test_a_pitch_map_critic_is_conditional_and_the_generator_follows_the_map():
     # the same one-hot with another comb: only the map differs, and the image follows it
     model.combs = model.combs.flip(0)
     assert not torch.allclose(model.generator_image(z, onehot), image, atol=1e-5)
+
+
+def test_the_if_gate_hides_the_phase_of_quiet_bins_from_the_critic():
+    torch.manual_seed(0)
+    model = create_model("gansynth", "tiny").eval()
+    assert model.config.if_mask
+    onehot = model.one_hots([60], ["piano"])
+    rep = model.to_representation(torch.randn(1, model.n_samples) * 0.1)
+    rep[:, 0] = -1.0  # silence everywhere ...
+    rep[:, 0, 10] = 1.0  # ... but one loud bin
+    score = model.critic(rep, onehot=onehot)
+    quiet, loud = rep.clone(), rep.clone()
+    quiet[:, 1, 20] = -quiet[:, 1, 20]  # another IF in a silent bin: nothing to hear, nothing to see
+    loud[:, 1, 10] = -loud[:, 1, 10]  # another IF in the loud bin: a different sound
+    assert abs(float(model.critic(quiet, onehot=onehot) - score)) < 1e-4
+    assert abs(float(model.critic(loud, onehot=onehot) - score)) > 1e-3

@@ -18,7 +18,12 @@ With ``pitch_map`` (not in the paper; the spectral cousin of the source WaveNet 
 take here), both networks also see the requested pitch drawn where it belongs: a comb with a
 tooth at every harmonic's bin, one extra channel at every scale of the generator and at the
 critic's input. The generator no longer has to discover, from a one-hot, which rows of the
-image a pitch lights up; the critic can check the partials against the request directly. Trained as
+image a pitch lights up; the critic can check the partials against the request directly.
+
+With ``if_mask`` the critic sees IF multiplied by a soft gate on loudness (open above about
+-50 dB of full scale). In a real note nearly every bin is quiet, and a quiet bin's phase, hence
+its IF, is noise (uniform in [-1, 1]); a critic that sees all of it wins by checking that texture,
+which is inaudible, instead of the partials, which are not. Trained as
 WGAN-GP (gradient penalty weight 10, ProGAN's small drift penalty), without the progressive
 schedule (a single scale is enough at this size).
 
@@ -46,6 +51,7 @@ from .base import AdversarialModel, CondSpec, Encoding
 
 MAG_EPS = 1e-4  # log(magnitude + eps): silence sits at log(eps)
 LOG_LOW, LOG_HIGH = math.log(MAG_EPS), math.log(100.0)  # mapped to -1 and 1
+IF_GATE_LEVEL = 0.3  # scaled log-magnitude where the critic's IF gate is half open (|X| ~ 0.8)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class GANSynthConfig:
     equalised_lr: bool = False  # ProGAN's run-time weight scaling (layers.equalise_lr_)
     minibatch_std: bool = False  # ProGAN's batch-diversity channel before the critic's heads
     pitch_map: bool = False  # the requested pitch's harmonic comb as an extra image channel (see below)
+    if_mask: bool = False  # the critic sees IF weighted by loudness (silent bins' IF is noise; see below)
     # conditioning and data
     instruments: tuple = ("piano", "flute", "strings", "trumpet")
     pitch_range: tuple = (48, 72)
@@ -77,13 +84,13 @@ class GANSynthConfig:
 PRESETS = {
     "tiny": dict(n_fft=128, hop_length=64, latent_size=8, channels=(16, 8, 8, 8, 4), inversion_steps=3,
                  instruments=("piano", "flute"), pitch_range=(60, 62), velocities=(100,), note_seconds=0.25,
-                 batch_size=2, equalised_lr=True, minibatch_std=True, pitch_map=True),
+                 batch_size=2, equalised_lr=True, minibatch_std=True, pitch_map=True, if_mask=True),
     # high frequency resolution (the paper's "+H": bins narrower than a semitone at the lowest
     # pitch), so a pitch is where the harmonic comb's teeth are, not a fine IF value
-    # ProGAN's equalised learning rate and minibatch stddev at the paper's learning rate, and the
-    # pitch map, without which no run here learned pitch
+    # ProGAN's equalised learning rate and minibatch stddev at the paper's learning rate, the pitch
+    # map and the IF gate: without the last two every run here ended with the critic winning
     "small": dict(sample_rate=8000, n_fft=1024, hop_length=256, channels=(64, 64, 64, 48, 32, 24, 16, 16),
-                  equalised_lr=True, minibatch_std=True, pitch_map=True, learning_rate=8e-4),
+                  equalised_lr=True, minibatch_std=True, pitch_map=True, if_mask=True, learning_rate=8e-4),
 }
 
 
@@ -239,6 +246,11 @@ class GANSynth(AdversarialModel):
         return image[..., : self.n_frames]
 
     @staticmethod
+    def if_gate(logmag: torch.Tensor) -> torch.Tensor:
+        """How much of each bin's IF the critic sees (``if_mask``), from the scaled log-magnitude."""
+        return torch.sigmoid(10 * (logmag - IF_GATE_LEVEL))
+
+    @staticmethod
     def _with_comb(h: torch.Tensor, comb: torch.Tensor | None) -> torch.Tensor:
         """``h`` ``(batch, ch, freq, time)`` with the comb, pooled to ``freq`` rows, as one more channel."""
         if comb is None:
@@ -254,6 +266,8 @@ class GANSynth(AdversarialModel):
         c = self.config
         h = rep[:, :, : c.n_fft // 2]  # drop the Nyquist bin
         h = F.pad(h, (0, self.image_frames - h.shape[-1]))  # (batch, 2, n_bins, image_frames)
+        if c.if_mask:
+            h = torch.cat([h[:, :1], h[:, 1:] * self.if_gate(h[:, :1])], dim=1)
         if c.pitch_map:
             if onehot is None:
                 raise ParameterError("this critic is conditional (pitch_map=True): pass onehot=")

@@ -107,3 +107,25 @@ def test_log_gains_columns_that_appear_mid_run(tmp_path):
     rows = read_log(tmp_path)
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert "d_loss" not in rows[0] and rows[2]["d_loss"] == 0.5
+
+
+def test_cli_render_notes_fills_a_cache_that_training_reads(tmp_path, monkeypatch, capsys):
+    from workbench import data
+    from workbench.models import create_model
+    from workbench.train import make_datasets
+
+    cache = tmp_path / "cache"
+    assert main(["render-notes", "wavenet", "--preset", "tiny", "--cache", str(cache)]) == 0
+    train_set, test_set = make_datasets(create_model("wavenet", "tiny"))
+    assert len(list(cache.glob("*.npy"))) == len(train_set) + len(test_set)
+    assert str(cache) in capsys.readouterr().out
+    assert "WORKBENCH_NOTES_CACHE" not in os.environ  # the command leaves the environment as it was
+
+    def no_fluidsynth(*args, **kwargs):
+        raise AssertionError("FluidSynth was asked for although every note is cached")
+
+    monkeypatch.setattr(data, "_import_fluidsynth", no_fluidsynth)
+    monkeypatch.setattr(data, "find_soundfont", no_fluidsynth)
+    monkeypatch.setenv("WORKBENCH_NOTES_CACHE", str(cache))
+    train("wavenet", preset="tiny", steps=2, out=tmp_path / "run", eval_every=2, progress=False, command="test")
+    assert (tmp_path / "run" / "model.safetensors").exists()

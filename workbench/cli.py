@@ -70,14 +70,21 @@ def cmd_render_notes(args) -> int:
     from .models import create_model
     from .train import make_datasets
 
-    os.environ["WORKBENCH_NOTES_CACHE"] = str(args.cache)
+    before = os.environ.get("WORKBENCH_NOTES_CACHE")
+    os.environ["WORKBENCH_NOTES_CACHE"] = str(args.cache)  # what make_datasets' Notes read
     n = 0
-    for name in args.model:
-        model = create_model(name, args.preset, **_overrides(args.set))
-        for ds in make_datasets(model, "notes"):
-            for i in tqdm(range(len(ds)), desc=f"{name} {getattr(ds, 'split', '')}", leave=False):
-                ds[i]
-            n += len(ds)
+    try:
+        for name in args.model:
+            model = create_model(name, args.preset, **_overrides(args.set))
+            for ds in make_datasets(model, "notes"):
+                for i in tqdm(range(len(ds)), desc=f"{name} {getattr(ds, 'split', '')}", leave=False):
+                    ds[i]
+                n += len(ds)
+    finally:
+        if before is None:
+            os.environ.pop("WORKBENCH_NOTES_CACHE")
+        else:
+            os.environ["WORKBENCH_NOTES_CACHE"] = before
     print(f"{n} notes rendered or found in {args.cache}; train elsewhere with WORKBENCH_NOTES_CACHE={args.cache}")
     return 0
 

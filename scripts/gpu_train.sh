@@ -4,6 +4,7 @@
 #
 #   here:   workbench render-notes gansynth wavegan ... --cache .gpu/notes
 #   there:  OUT=/some/dir MINUTES=7 bash scripts/gpu_train.sh
+#   (dry run on a CPU: DEVICE=cpu PY=.venv/bin/python MINUTES=0.2 OUT=/tmp/out bash scripts/gpu_train.sh)
 #
 # Every job is one process on the same GPU; a job that fails on CUDA is retried on the CPU for
 # the time left, so one device bug costs one model, not the run. Results: $OUT/runs.tar.gz.partNN

@@ -37,11 +37,9 @@ job() {  # job NAME MODEL [train arguments...]
       >>"$dir/train.log" 2>&1
 }
 
-job gansynth_base gansynth --eval-every 1000 &
-job gansynth_eq gansynth --eval-every 1000 --set equalised_lr=true --set minibatch_std=true \
-    --set learning_rate=8e-4 &
-job gansynth_eq_b32 gansynth --eval-every 1000 --batch-size 32 --set equalised_lr=true \
-    --set minibatch_std=true --set learning_rate=8e-4 &
+job gansynth gansynth --eval-every 1000 &
+job gansynth_b32 gansynth --eval-every 1000 --batch-size 32 &
+job gansynth_no_map_no_gate gansynth --eval-every 1000 --set pitch_map=false --set if_mask=false &
 job wavegan wavegan --eval-every 1000 --batch-size 64 &
 job melgan melgan --eval-every 1000 --batch-size 16 &
 job samplernn samplernn --eval-every 500 --batch-size 32 &

@@ -401,13 +401,18 @@ class GANSynth(AdversarialModel):
         return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
 
     # ---- figure ----------------------------------------------------------------------------------------------
-    def visualise(self, audio: Audio | None = None):
-        """What the generator draws: log-magnitude, instantaneous frequency and the wrapped phase it implies."""
+    def visualise(self, audio: Audio | None = None, pitch: int | None = None):
+        """What the generator draws: log-magnitude, instantaneous frequency and the wrapped phase it implies.
+
+        With the pitch map, the comb's teeth for ``pitch`` (the default note's when ``audio`` is
+        None) are marked on the log-magnitude.
+        """
         from ..viz import new_figure
 
         c = self.config
         if audio is None:
             audio = self.generate(1, seconds=c.note_seconds, generator=0)
+            pitch = self.check_cond(None)["pitch"][0] if pitch is None else pitch
         x = self._fit_length(self.check_audio_input(audio)[:1, 0])
         rep = self.to_representation(x)[0].cpu()
         phase = if_to_phase(rep[1].double()).float()
@@ -420,5 +425,13 @@ class GANSynth(AdversarialModel):
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("time (s)")
         axes[0, 0].set_ylabel("kHz")
+        if c.pitch_map and pitch is not None:
+            comb = self.pitch_comb(self.one_hots([pitch], [c.instruments[0]]))[0, 0, :, 0].cpu()
+            rows = torch.nonzero((comb[1:-1] > comb[:-2]) & (comb[1:-1] >= comb[2:]))[:, 0] + 1  # tooth centres
+            for i, row in enumerate(rows.tolist()):
+                axes[0, 0].axhline(row * c.sample_rate / c.n_fft / 1000, color="cyan", lw=0.6, ls="--", alpha=0.7,
+                                   label="pitch map" if i == 0 else None)
+            if len(rows):
+                axes[0, 0].legend(loc="upper right", fontsize=7)
         fig.suptitle("GANSynth draws the first two images; the third follows by a running sum", fontsize=10)
         return fig

@@ -9,8 +9,8 @@ import torch
 
 from workbench.data import Notes
 from workbench.dsp.synth import midi_to_hz
-from workbench.metrics import cents_error, median_f0
-from workbench.models import create_model, has_checkpoint, load_card, load_model
+from workbench.evaluate import replay_card_hit
+from workbench.models import create_model, has_checkpoint, load_model
 
 
 @pytest.fixture(scope="module")
@@ -77,19 +77,10 @@ def test_decode_inverts_the_encoded_representation():
 
 @pytest.mark.skipif(not has_checkpoint("gansynth"), reason="no shipped gansynth checkpoint")
 def test_shipped_checkpoint_generates_a_pitch_its_card_reports():
-    model = load_model("gansynth")
-    hits = [n for n in load_card("gansynth")["metrics"]["notes"] if n["hit"]]
-    if not hits:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
+    replayed = replay_card_hit("gansynth")
+    if replayed is None:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
         pytest.xfail("the card reports no generated note within 50 cents (pitch_accuracy 0): undertrained")
-    note = hits[0]
-    # the evaluation generated the whole grid as one batch per seed: regenerate that batch
-    grid = [n for n in load_card("gansynth")["metrics"]["notes"] if n["seed"] == note["seed"]]
-    audio = model.generate(len(grid), seconds=model.config.note_seconds, generator=note["seed"],
-                           cond={"pitch": [n["pitch"] for n in grid], "instrument": [n["instrument"] for n in grid]})
-    audio = audio[grid.index(note)]
-    p = note["pitch"]
-    f = median_f0(audio, fmin=max(30.0, midi_to_hz(p - 12)), fmax=midi_to_hz(p + 12))  # as workbench.evaluate
-    assert abs(cents_error(f, p)) <= 50
+    assert abs(replayed["cents_now"]) <= 50, replayed
 
 
 def test_the_fresh_critic_feels_its_input(small):

@@ -202,23 +202,11 @@ def test_a_few_seconds_of_training_make_unprimed_notes_at_the_requested_pitch():
 
 
 def test_shipped_checkpoint_generates_a_pitch_its_card_reports():
-    from workbench.dsp.synth import midi_to_hz
-    from workbench.metrics import cents_error, median_f0
-    from workbench.models import has_checkpoint, load_card, load_model
+    from workbench.evaluate import replay_card_hit
+    from workbench.models import has_checkpoint
 
     assert has_checkpoint("wavenet"), "the WaveNet checkpoint ships with the repository"
-    card = load_card("wavenet")
-    hits = [n for n in card["metrics"]["notes"] if n["hit"]]
-    if not hits:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
+    replayed = replay_card_hit("wavenet")
+    if replayed is None:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
         pytest.xfail("the card reports no generated note within 50 cents (pitch_accuracy 0): undertrained")
-    note = hits[0]
-    model = load_model("wavenet")
-    # the evaluation generated the whole grid as one batch per seed: regenerate that batch
-    grid = [n for n in card["metrics"]["notes"] if n["seed"] == note["seed"]]
-    audio = model.generate(len(grid), seconds=card["metrics"]["seconds"], generator=note["seed"],
-                           temperature=card["metrics"]["temperature"],
-                           cond={"pitch": [n["pitch"] for n in grid], "instrument": [n["instrument"] for n in grid]})
-    audio = audio[grid.index(note)]
-    p = note["pitch"]
-    f = median_f0(audio, fmin=max(30.0, midi_to_hz(p - 12)), fmax=midi_to_hz(p + 12))  # as workbench.evaluate
-    assert f is not None and abs(cents_error(f, p)) <= 50
+    assert abs(replayed["cents_now"]) <= 50, replayed

@@ -63,6 +63,31 @@ def measure_pitch(model: GenerativeModel, grid: list[dict], seeds=(0,), seconds:
             "tolerance_cents": tolerance_cents, "temperature": temperature, "seconds": seconds}
 
 
+def replay_card_hit(name_or_dir) -> dict | None:
+    """Regenerate the first note a checkpoint's card counts as within tolerance, as it was measured.
+
+    :func:`measure_pitch` drew the whole grid as one batch per seed, so the batch is drawn again
+    with the same seed, temperature and length. Returns the card's entry for that note with
+    ``"f0_now"`` and ``"cents_now"`` (what pYIN hears today) added, or None when the card lists no
+    hit (a checkpoint that has not learned pitch says so in its card).
+    """
+    model = load_model(name_or_dir)
+    path = Path(name_or_dir)
+    card = json.loads((path / "card.json").read_text()) if path.is_dir() else load_card(str(name_or_dir))
+    metrics = card["metrics"]
+    hits = [n for n in metrics["notes"] if n["hit"]]
+    if not hits:
+        return None
+    note = hits[0]
+    grid = [n for n in metrics["notes"] if n["seed"] == note["seed"]]
+    cond = {k: [n[k] for n in grid] for k in ("pitch", "instrument") if k in note}
+    audio = model.generate(len(grid), seconds=metrics["seconds"], cond=cond, generator=note["seed"],
+                           temperature=metrics.get("temperature", 1.0))[grid.index(note)]
+    midi = note["pitch"]
+    f = median_f0(audio, fmin=max(30.0, midi_to_hz(midi - 12)), fmax=midi_to_hz(midi + 12))
+    return {**note, "f0_now": f, "cents_now": cents_error(f, midi)}
+
+
 def held_out_bits(model: GenerativeModel, max_notes: int = 32) -> float | None:
     """Mean bits per sample of the model's held-out notes (None without a likelihood)."""
     if model.likelihood == "none":

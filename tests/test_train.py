@@ -53,6 +53,32 @@ def test_resume_continues_from_the_saved_step(run, tmp_path):
     assert sum(r["wall_time_s"] for r in card["runs"]) == pytest.approx(card["wall_time_s"], abs=0.2)
 
 
+def test_a_run_stopped_between_checkpoints_still_has_a_card_its_resume_extends(tmp_path, monkeypatch):
+    from workbench.models.wavenet import WaveNet
+
+    real_step = WaveNet.train_step
+    calls = {"n": 0}
+
+    def dies_at_step_5(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # stopped by hand
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(WaveNet, "train_step", dies_at_step_5)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train("wavenet", preset="tiny", steps=100, out=out, eval_every=0, checkpoint_every=2, progress=False,
+              command="first")
+    card = json.loads((out / "card.json").read_text())
+    assert card["steps"] == 4 and card["runs"][0]["command"] == "first"
+    monkeypatch.setattr(WaveNet, "train_step", real_step)
+    train("wavenet", steps=6, out=out, resume=True, eval_every=0, checkpoint_every=2, progress=False,
+          command="second")
+    card = json.loads((out / "card.json").read_text())
+    assert [(r["command"], r["from_step"], r["to_step"]) for r in card["runs"]] == [("first", 0, 4), ("second", 4, 6)]
+
+
 def test_training_is_reproducible_under_a_seed(tmp_path):
     a = train("wavenet", preset="tiny", steps=3, out=tmp_path / "a", eval_every=0, progress=False, seed=4)
     b = train("wavenet", preset="tiny", steps=3, out=tmp_path / "b", eval_every=0, progress=False, seed=4)

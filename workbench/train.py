@@ -172,6 +172,11 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
     batches = _batches(train_set, batch_size, gen, rank, world)
     sync = _average_gradients if world > 1 else None
 
+    def write_card(step: int, wall: float):
+        _write_card(model, out, data=data, preset=preset, steps=step, batch_size=batch_size, seed=seed,
+                    wall=wall, world=world, command=command, train_set=train_set, test_set=test_set,
+                    resumed_from=start, run_wall=time.time() - began)
+
     # 3. the loop
     rows: list[dict] = []
     began = time.time()
@@ -204,13 +209,12 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
             wall = elapsed_before + time.time() - began
             _write_checkpoint(model, optimizers, gen, step, wall, out, rows)
             rows = []
+            # the card follows every checkpoint, so a run stopped by hand still says what made it
+            write_card(step, wall)
     if bar is not None:
         bar.close()
-    wall = elapsed_before + time.time() - began
     if out is not None and is_main:
-        _write_card(model, out, data=data, preset=preset, steps=step, batch_size=batch_size, seed=seed,
-                    wall=wall, world=world, command=command, train_set=train_set, test_set=test_set,
-                    resumed_from=start, run_wall=time.time() - began)
+        write_card(step, elapsed_before + time.time() - began)
     if world > 1:
         _check_replicas_agree(model)
         dist.barrier()

@@ -104,3 +104,27 @@ def test_shipped_checkpoint_generates_a_pitch_its_card_reports():
     if replayed is None:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
         pytest.xfail("the card reports no generated note within 50 cents (pitch_accuracy 0): undertrained")
     assert abs(replayed["cents_now"]) <= 50, replayed
+
+
+def test_the_source_path_plays_the_requested_period_and_the_critic_hears_it():
+    torch.manual_seed(0)
+    model = create_model("wavegan", "tiny").eval()
+    assert model.config.source_harmonics == 2
+    pitch = torch.tensor([0])  # MIDI 60
+    src = model.source(pitch)[0]  # (4, n_samples): sin, sin 2nd, cos, cos 2nd
+    period = model.sample_rate / 261.6256
+    k = 13  # 13 periods of C4 at 16 kHz are 795.03 samples: compare shifts by the nearest whole sample
+    shift = round(k * period)
+    assert torch.allclose(src[:, :100], src[:, shift:shift + 100], atol=0.01)
+    # with the free waveform and all but the first envelope silenced, the output is the fundamental
+    last = model.g_layers[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([0.0, 0.5, 0.0, 0.0, 0.0]))
+        y = model.generator_forward(torch.zeros(1, model.config.latent_size), pitch, torch.tensor([0]))[0, 0]
+    assert torch.allclose(y, torch.tanh(0.5 * src[0]), atol=1e-6)
+    # the critic's score depends on the pitch through the source it hears
+    x = torch.randn(1, 1, model.n_samples) * 0.1
+    with torch.no_grad():
+        model.d_pitch_embed.weight.zero_()  # leave only the source path
+        assert not torch.allclose(model.critic(x, pitch, torch.tensor([0])), model.critic(x, pitch + 2, torch.tensor([0])))

@@ -14,6 +14,12 @@ periodic (checkerboard) artefacts. Conditioning reaches the critic by projection
 product of a label embedding with its features). Trained as WGAN-GP: gradient penalty
 weight 10, Adam lr 1e-4, beta1 0.5, ``n_critic`` critic steps per generator step.
 
+With ``source_harmonics`` (the small preset; ours, not the paper's), the generator also gets the
+*source* WaveNet and SampleRNN take here: sin/cos of the requested pitch's first harmonics at the
+sample rate. Its last transposed convolution then draws, besides a free waveform, one amplitude
+envelope per source channel, and the output is ``tanh(free + sum_k envelope_k * source_k)``; the
+critic hears the source next to the waveform, so it can check the period against the request.
+
 ``encode`` is GAN inversion: the latent whose output is closest to a sound (multi-scale
 spectral distance), found by optimisation, with the error left over.
 
@@ -32,7 +38,7 @@ from ..audio import Audio
 from ..errors import ParameterError
 from ..layers import gradient_penalty, phase_shuffle
 from ..losses import multi_scale_spectral_loss
-from ._note import note_specs
+from ._note import harmonic_source, note_specs, phase_step
 from .base import AdversarialModel, CondSpec, Encoding
 
 
@@ -51,6 +57,7 @@ class WaveGANConfig:
     betas: tuple = (0.5, 0.9)
     inversion_steps: int = 100
     inversion_fft_sizes: tuple = (1024, 256, 64)
+    source_harmonics: int = 0  # > 0: harmonic source channels for the generator's output and the critic
     # conditioning and data
     instruments: tuple = ("piano", "flute", "strings", "trumpet")
     pitch_range: tuple = (48, 72)
@@ -63,9 +70,10 @@ class WaveGANConfig:
 PRESETS = {
     "tiny": dict(latent_size=8, model_size=2, n_layers=3, n_critic=1, inversion_steps=3,
                  inversion_fft_sizes=(256, 64), instruments=("piano", "flute"), pitch_range=(60, 62),
-                 velocities=(100,), note_seconds=0.25, batch_size=2),
+                 velocities=(100,), note_seconds=0.25, batch_size=2, source_harmonics=2),
     # 4096 samples (0.256 s); d = 8
-    "small": dict(latent_size=64, model_size=8, n_layers=4, n_critic=2, note_seconds=0.256, batch_size=16),
+    "small": dict(latent_size=64, model_size=8, n_layers=4, n_critic=2, note_seconds=0.256, batch_size=16,
+                  source_harmonics=4),
 }
 
 
@@ -90,11 +98,13 @@ class WaveGAN(AdversarialModel):
         pad = (k - s + 1) // 2  # k25 s4: padding 11, output_padding 1 -> exactly 4x longer
         out_pad = s - (k - 2 * pad)  # length out = (L - 1) s - 2 pad + k + out_pad = L s
         channels = [d * 2 ** i for i in range(c.n_layers, 0, -1)] + [1]  # n_layers 4: 16d, 8d, 4d, 2d, 1
+        n_src = 2 * c.source_harmonics
         self.g_input = nn.Linear(c.latent_size + self.n_pitches + self.n_instruments, 16 * channels[0])
+        g_channels = channels[:-1] + [1 + n_src]  # with a source: the waveform and one envelope per channel
         self.g_layers = nn.ModuleList(
             nn.ConvTranspose1d(a, b, k, stride=s, padding=pad, output_padding=out_pad)
-            for a, b in zip(channels[:-1], channels[1:]))
-        rev = channels[::-1]
+            for a, b in zip(g_channels[:-1], g_channels[1:]))
+        rev = [1 + n_src] + channels[::-1][1:]  # the critic hears the source next to the waveform
         self.d_layers = nn.ModuleList(nn.Conv1d(a, b, k, stride=s, padding=pad) for a, b in zip(rev[:-1], rev[1:]))
         self.d_score = nn.Linear(16 * rev[-1], 1)
         self.d_pitch_embed = nn.Embedding(self.n_pitches, 16 * rev[-1])
@@ -123,17 +133,30 @@ class WaveGAN(AdversarialModel):
         inst = inst.to(self.device) if isinstance(inst, torch.Tensor) else self.cond_index("instrument", list(inst))
         return pitch, inst
 
+    def source(self, pitch: torch.Tensor) -> torch.Tensor | None:
+        """``(batch, 2 * harmonics, n_samples)`` harmonic source of each pitch index, or None."""
+        c = self.config
+        if not c.source_harmonics:
+            return None
+        omega = phase_step(pitch + c.pitch_range[0], c.sample_rate, self.device)
+        positions = torch.arange(self.n_samples, device=self.device)
+        return harmonic_source(omega, positions, c.source_harmonics).to(self.g_input.weight.dtype)
+
     def generator_forward(self, z: torch.Tensor, pitch: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:
         """Latent ``(batch, latent)`` + labels -> samples ``(batch, 1, n_samples)``."""
         h = self.g_input(torch.cat([z, self.one_hots(pitch, inst)], dim=-1))
         h = h.view(z.shape[0], self._channels[0], 16)  # (batch, 16d, 16)
         for layer in self.g_layers:
             h = layer(F.relu(h))  # (batch, channels, 4x longer)
-        return torch.tanh(h)
+        src = self.source(pitch)
+        if src is None:
+            return torch.tanh(h)
+        return torch.tanh(h[:, :1] + (h[:, 1:] * src).sum(1, keepdim=True))  # free part + enveloped source
 
     def critic(self, x: torch.Tensor, pitch: torch.Tensor, inst: torch.Tensor, generator=None) -> torch.Tensor:
         """Score ``(batch,)``: strided convs with phase shuffle, then a projection of the labels."""
-        h = x
+        src = self.source(pitch)
+        h = x if src is None else torch.cat([x, src], dim=1)
         for i, layer in enumerate(self.d_layers):
             h = F.leaky_relu(layer(h), 0.2)  # (batch, channels, 4x shorter)
             if i < len(self.d_layers) - 1:

@@ -43,6 +43,7 @@ def test_first_batch_seeds_the_codebook_with_encoder_outputs():
 
 
 def test_dead_codes_are_restarted_onto_encoder_outputs():
+    torch.manual_seed(1)  # the codebook's initial draw (independent of the tests run before)
     vq = VectorQuantiser(n_codes=6, dim=2, decay=0.5, dead_threshold=0.3).train()
     vq.initialised.fill_(1.0)  # skip the data seeding: the codebook stays where it was drawn
     z = torch.randn(1, 2, 40) * 0.5 + 5.0  # far from every initial codeword: one code takes all
@@ -97,3 +98,23 @@ def test_shipped_checkpoint_loads_and_generates():
     audio = model.generate(1, seconds=0.2, cond={"pitch": 60}, generator=0)
     assert audio.n_samples == int(0.2 * model.sample_rate)
     assert bool(torch.isfinite(audio.samples).all()) and float(audio.samples.abs().max()) > 1e-4
+
+
+def test_the_decoder_hears_the_source_at_sample_rate_and_the_offset_places_it():
+    model = create_model("vqvae", "tiny").eval()
+    assert model.config.source_harmonics == 2
+    hop, n_frames = model.hop, 4
+    # the source of a crop that starts `offset` samples into the note is that slice of the note's source
+    offset = 3 * hop
+    whole = model.source([61], n_frames * hop + offset)
+    assert torch.equal(model.source([61], n_frames * hop, offset), whole[..., offset:])
+    # nudging the source at one sample moves only the logits the last conv (kernel 7) can see from it
+    z_q = model.quantiser.lookup(torch.tensor([[1, 5, 2, 7]]))
+    note = model.decoder_note(torch.tensor([61]), torch.tensor([0]), torch.tensor([100]))
+    src = whole[..., :n_frames * hop]
+    t = 2 * hop + 5
+    nudged = src.clone()
+    nudged[:, :, t] += 1.0
+    with torch.no_grad():
+        moved = (model.decoder(z_q, note, nudged) - model.decoder(z_q, note, src)).abs().sum(1)[0]
+    assert torch.equal(torch.nonzero(moved > 1e-6)[:, 0], torch.arange(t - 3, t + 4))

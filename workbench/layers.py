@@ -446,20 +446,36 @@ class UpsampleDecoder(nn.Module):
     Transposed stride-2 convolutions; the note vector (pitch, instrument, velocity) is added
     after the first layer. The output is factorised: each sample's distribution depends on the
     latents, not on the other samples drawn.
+
+    With ``source_channels`` the decoder also takes a sample-rate source ``(batch, source_channels,
+    time)`` (the sines and cosines of :func:`workbench.models._note.harmonic_source`): at sample
+    rate, each hidden channel adds a mix of the source scaled by a gate the latents set, so the
+    latents carry how loud each partial is and the source carries the phase. Without it a
+    factorised decoder cannot know the phase and its mean blurs towards silence.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, cond_channels: int, hidden: int = 32, n_up: int = 5):
+    def __init__(self, in_channels: int, out_channels: int, cond_channels: int, hidden: int = 32, n_up: int = 5,
+                 source_channels: int = 0):
         super().__init__()
         self.inp = nn.Conv1d(in_channels, hidden, 3, padding=1)
         self.cond = nn.Linear(cond_channels, hidden)
         self.ups = nn.ModuleList(nn.ConvTranspose1d(hidden, hidden, 4, stride=2, padding=1) for _ in range(n_up))
+        self.source_channels = source_channels
+        if source_channels:
+            self.source_mix = nn.Conv1d(source_channels, hidden, 1, bias=False)
+            self.source_gate = nn.Conv1d(hidden, hidden, 1)
         self.out = nn.Sequential(nn.GELU(), nn.Conv1d(hidden, hidden, 7, padding=3), nn.GELU(),
                                  nn.Conv1d(hidden, out_channels, 1))
 
-    def forward(self, z: torch.Tensor, note: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, note: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         h = self.inp(z) + self.cond(note)[..., None]
         for up in self.ups:
             h = up(F.gelu(h))
+        if self.source_channels:
+            if source is None or source.shape[1] != self.source_channels or source.shape[-1] != h.shape[-1]:
+                got = None if source is None else tuple(source.shape)
+                raise ValueError(f"the decoder takes a source (batch, {self.source_channels}, {h.shape[-1]}); got {got}")
+            h = h + self.source_mix(source) * torch.sigmoid(self.source_gate(h))
         return self.out(h)
 
 

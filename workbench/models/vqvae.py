@@ -3,7 +3,11 @@
 A strided encoder maps the waveform to one vector every ``hop = 2**n_down`` samples; a vector
 quantiser snaps each to the nearest of ``n_codes`` codewords (EMA codebook, dead codes
 restarted, straight-through gradients, commitment loss); a decoder conditioned on the note
-turns the codes back into a per-sample 256-way distribution over mu-law codes. A small causal
+turns the codes back into a per-sample 256-way distribution over mu-law codes. With
+``source_harmonics`` (the ``small`` preset) the decoder also hears, at sample rate, the sines and
+cosines of the note's first harmonics from the onset (the source of neural source-filter models,
+as in WaveNet and SampleRNN here): the codes then carry how loud each partial is and when, the
+source carries the phase, which a factorised decoder cannot guess. A small causal
 WaveNet over the codes (the *prior*), conditioned on the note, makes it a generator: sample
 codes, then decode. That is the autoregressive discrete autoencoder of Dieleman et al. (2018)
 at toy scale, and the first step towards Jukebox.
@@ -32,7 +36,7 @@ from ..layers import (
     UpsampleDecoder,
     VectorQuantiser,
 )
-from ._note import TIMING_CONSTANTS, note_specs, note_tensors, timing_features
+from ._note import TIMING_CONSTANTS, harmonic_source, note_specs, note_tensors, phase_step, timing_features
 from .base import Encoding, GenerativeModel, sample_categorical
 
 
@@ -49,6 +53,7 @@ class VQVAEConfig:
     # the prior: a causal WaveNet over codes
     prior_channels: int = 48
     prior_layers: int = 6  # dilations 1, 2, 4, ...
+    source_harmonics: int = 0  # > 0: the decoder hears sin/cos of the pitch's first harmonics
     # conditioning
     instruments: tuple = ("piano", "flute", "strings", "trumpet")
     pitch_range: tuple = (48, 72)
@@ -65,8 +70,8 @@ class VQVAEConfig:
 PRESETS = {
     "tiny": dict(n_down=4, hidden=16, code_dim=8, n_codes=16, prior_channels=16, prior_layers=3,
                  cond_channels=8, instruments=("piano", "flute"), pitch_range=(60, 64), velocities=(100,),
-                 note_seconds=0.25, crop_samples=512),
-    "small": dict(),
+                 note_seconds=0.25, crop_samples=512, source_harmonics=2),
+    "small": dict(source_harmonics=4),
 }
 
 
@@ -91,7 +96,8 @@ class VQVAE(GenerativeModel):
         self.encoder_norm = nn.BatchNorm1d(c.code_dim, affine=False)
         self.quantiser = VectorQuantiser(c.n_codes, c.code_dim, c.ema_decay)
         self.decoder_note = NoteEmbedding(n_pitches, len(c.instruments), c.cond_channels, c.pitch_range[0])
-        self.decoder = UpsampleDecoder(c.code_dim, self.n_classes, c.cond_channels, c.hidden, c.n_down)
+        self.decoder = UpsampleDecoder(c.code_dim, self.n_classes, c.cond_channels, c.hidden, c.n_down,
+                                       source_channels=2 * c.source_harmonics)
         # prior: code embeddings (plus a start symbol), causal gated blocks, note and position biases
         self.prior_note = NoteEmbedding(n_pitches, len(c.instruments), c.cond_channels, c.pitch_range[0])
         self.prior_embed = nn.Embedding(c.n_codes + 1, c.prior_channels)  # index n_codes = start
@@ -123,9 +129,22 @@ class VQVAE(GenerativeModel):
         """
         return self.quantiser(self.encoder_norm(self.encoder(mu_law_compress(self._pad(x)))), generator)
 
-    def decoder_logits(self, z_q: torch.Tensor, cond: dict) -> torch.Tensor:
-        """Quantised vectors ``(batch, dim, frames)`` -> logits ``(batch, classes, frames * hop)``."""
-        return self.decoder(z_q, self.decoder_note(*note_tensors(self, cond)))
+    def source(self, pitch, n_samples: int, offset: int = 0) -> torch.Tensor | None:
+        """The decoder's source ``(batch, 2 * source_harmonics, n_samples)`` for samples ``offset ..``
+        after the onset, or None without one."""
+        h = self.config.source_harmonics
+        if not h:
+            return None
+        omega = phase_step(pitch, self.sample_rate, self.device)
+        positions = torch.arange(offset, offset + n_samples, device=self.device)
+        return harmonic_source(omega, positions, h).to(self.prior_embed.weight.dtype)
+
+    def decoder_logits(self, z_q: torch.Tensor, cond: dict, offset: int = 0) -> torch.Tensor:
+        """Quantised vectors ``(batch, dim, frames)`` -> logits ``(batch, classes, frames * hop)``;
+        ``offset``: how many samples after the onset the first frame starts (for the source)."""
+        pitch, inst, vel = note_tensors(self, cond)
+        source = self.source(pitch, z_q.shape[-1] * self.hop, offset)
+        return self.decoder(z_q, self.decoder_note(pitch, inst, vel), source)
 
     def expected_waveform(self, logits: torch.Tensor) -> torch.Tensor:
         """Mean of each sample's categorical: ``(batch, classes, time)`` -> ``(batch, 1, time)``."""
@@ -208,7 +227,7 @@ class VQVAE(GenerativeModel):
         # 1. reconstruction on a random, hop-aligned crop of the code sequence
         frames = max(1, self.config.crop_samples // self.hop)
         start = int(torch.randint(max(1, codes.shape[1] - frames + 1), (), generator=generator))
-        logits = self.decoder_logits(z_q[..., start: start + frames], cond)
+        logits = self.decoder_logits(z_q[..., start: start + frames], cond, offset=start * self.hop)
         target = mu_law_encode(self._pad(x)[:, 0, start * self.hop: (start + frames) * self.hop], self.config.bits)
         recon = F.cross_entropy(logits, target)
         # 2. the prior on the codes, which it cannot change

@@ -1,6 +1,7 @@
 """The one training loop and the command line."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -155,3 +156,27 @@ def test_cli_render_notes_fills_a_cache_that_training_reads(tmp_path, monkeypatc
     monkeypatch.setenv("WORKBENCH_NOTES_CACHE", str(cache))
     train("wavenet", preset="tiny", steps=2, out=tmp_path / "run", eval_every=2, progress=False, command="test")
     assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_resume_with_set_changes_the_schedule_and_keeps_the_weights(tmp_path):
+    from workbench.errors import ParameterError
+
+    out = tmp_path / "melgan"
+    train("melgan", preset="tiny", steps=2, out=out, eval_every=0, checkpoint_every=2, progress=False,
+          command="first", overrides={"adversarial_start": 100})
+    before = load_model(out)
+    assert not before.adversarial
+    # a later phase: the discriminators join now, at a new learning rate; the weights carry on
+    model = train("melgan", steps=3, out=out, resume=True, eval_every=0, checkpoint_every=1, progress=False,
+                  command="second", overrides={"adversarial_start": 0, "learning_rate": 5e-5})
+    assert model.config.adversarial_start == 0 and model.adversarial
+    assert json.loads((out / "config.json").read_text())["config"]["learning_rate"] == 5e-5
+    state = torch.load(out / "train_state.pt", weights_only=True)
+    assert all(g["lr"] == 5e-5 for opt in state["optimizers"] for g in opt["param_groups"])
+    assert not all(torch.equal(v, model.state_dict()[k]) for k, v in before.state_dict().items())
+    assert not math.isnan(read_log(out)[-1]["d_loss"])  # the discriminator stepped
+    # a change that reshapes the weights is refused with the way out
+    with pytest.raises(ParameterError, match="without --resume"):
+        before.with_config(channels=32)
+    with pytest.raises(ParameterError, match="no config field"):
+        before.with_config(chanels=32)

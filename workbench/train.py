@@ -115,7 +115,8 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
     seed : int
         Seeds initialisation (inside a forked RNG, not globally) and data order.
     resume : bool
-        Continue from ``out`` if it holds a checkpoint.
+        Continue from ``out`` if it holds a checkpoint; ``overrides`` then change its config
+        (fields that keep the weights' shapes: schedules, loss weights, learning rates).
     max_minutes : float, optional
         Stop early after this much wall time; the card records the steps actually taken.
 
@@ -147,6 +148,8 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
         name = model
         if resume and out is not None and (out / "model.safetensors").exists():
             model = model_class(name).load(out)
+            if overrides:  # e.g. a later phase of the schedule: --set adversarial_start=0
+                model = model.with_config(**overrides)
             state_file = out / "train_state.pt"
             state = torch.load(state_file, weights_only=True) if state_file.exists() else None
         else:
@@ -166,7 +169,11 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
     gen = torch.Generator().manual_seed(seed * 1000 + rank)
     if state is not None:
         for opt, s in zip(optimizers, state["optimizers"]):
+            settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
             opt.load_state_dict(s)
+            if overrides:  # the moments carry on; learning rates and betas follow the (changed) config
+                for group, fresh in zip(opt.param_groups, settings):
+                    group.update(fresh)
         start = int(state["step"])
         gen.set_state(state["generator"])
     batches = _batches(train_set, batch_size, gen, rank, world)

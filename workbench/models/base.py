@@ -165,6 +165,26 @@ class GenerativeModel(nn.Module):
         values = {**cls.PRESETS[preset], **overrides}
         return cls(cls.Config(**values))
 
+    def with_config(self, **changes) -> GenerativeModel:
+        """A copy with config fields changed and the same weights (in train/eval mode as this one).
+
+        Meant for fields that leave every weight's shape alone (schedules, loss weights, learning
+        rates): ``workbench train --resume --set adversarial_start=0`` uses it. A change that
+        reshapes the weights raises :class:`ParameterError`.
+        """
+        fields = {f.name for f in dataclasses.fields(self.Config)}
+        unknown = set(changes) - fields
+        if unknown:
+            raise ParameterError(f"{self.name} has no config field(s) {', '.join(sorted(unknown))}; "
+                                 f"known fields: {', '.join(sorted(fields))}")
+        model = type(self)(dataclasses.replace(self.config, **changes))
+        try:
+            model.load_state_dict(self.state_dict())
+        except RuntimeError as err:
+            raise ParameterError(f"changing {', '.join(sorted(changes))} reshapes {self.name}'s weights, so the "
+                                 "trained ones no longer fit; start a new run (without --resume) instead") from err
+        return model.to(self.device).train(self.training)
+
     @property
     def sample_rate(self) -> int:
         return int(self.config.sample_rate)

@@ -36,7 +36,14 @@ from ..layers import (
     UpsampleDecoder,
     VectorQuantiser,
 )
-from ._note import TIMING_CONSTANTS, harmonic_source, note_specs, note_tensors, phase_step, timing_features
+from ._note import (
+    TIMING_CONSTANTS,
+    harmonic_source,
+    note_specs,
+    note_tensors,
+    phase_step,
+    timing_features,
+)
 from .base import Encoding, GenerativeModel, sample_categorical
 
 

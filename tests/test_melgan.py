@@ -117,3 +117,57 @@ def test_shipped_vocoder_is_offered_to_note2mel_and_the_phase_lab():
     from workbench.models.note2mel import available_vocoders
 
     assert "melgan" in available_vocoders()
+
+
+def test_harmonic_source_from_f0_runs_its_phase_glides_and_stays_silent_where_unvoiced():
+    from workbench.models._note import harmonic_source_from_f0
+
+    sr, hop = 16000, 64
+    f0 = torch.tensor([[0.0, 0.0, 300.0, 300.0, 300.0, 450.0, 450.0, 450.0, 450.0, 450.0]])
+    src = harmonic_source_from_f0(f0, hop, 9 * hop, sr, 40)  # (1, 80, time)
+    assert src.shape == (1, 80, 9 * hop) and src.dtype == torch.float64
+    assert float(src[..., : hop].abs().max()) == 0.0  # unvoiced: silent
+    # where the f0 is steady, the fundamental's phase advances by 2 pi f0 / sr per sample
+    phase = torch.atan2(src[0, 0], src[0, 40])
+    step = torch.remainder(phase[3 * hop + 1: 4 * hop] - phase[3 * hop: 4 * hop - 1], 2 * math.pi)
+    assert torch.allclose(step, torch.full_like(step, 2 * math.pi * 300 / sr), atol=1e-9)
+    # no jump while gliding to 450 Hz: every step lies between the two
+    glide = torch.remainder(phase[4 * hop + 1: 5 * hop] - phase[4 * hop: 5 * hop - 1], 2 * math.pi)
+    assert float(glide.min()) >= 2 * math.pi * 300 / sr - 1e-9 and float(glide.max()) <= 2 * math.pi * 450 / sr + 1e-9
+    # harmonics at or above Nyquist are silent: 450 Hz x 18 = 8100 Hz > 8000 Hz
+    assert float(src[0, 17, 6 * hop:].abs().max()) == 0.0 and float(src[0, 16, 6 * hop:].abs().max()) > 0.5
+
+
+def test_a_steady_mel_repeats_every_hop_unless_the_source_brings_the_phase():
+    from workbench.metrics import hop_periodicity
+
+    torch.manual_seed(0)
+    plain = create_model("melgan", "tiny", source_harmonics=0).eval()
+    sourced = create_model("melgan", "tiny").eval()
+    hop = plain.config.hop_length
+    mel = torch.randn(1, plain.config.n_mels, 1).repeat(1, 1, 24)  # one frame held: a steady note
+    f0 = torch.full((1, 24), 261.63)  # middle C: no multiple of the 250 Hz frame rate
+    with torch.no_grad():
+        y_plain = plain.vocode(mel, temperature=0.0)[0, 0, 8 * hop: 16 * hop]  # away from the edges
+        y_sourced = sourced.vocode(mel, temperature=0.0, f0=f0)[0, 0, 8 * hop: 16 * hop]
+    assert hop_periodicity(y_plain, hop) > 0.999
+    assert hop_periodicity(y_sourced, hop) < 0.9
+
+
+def test_the_source_f0_comes_from_the_mel_when_none_is_given(tiny):
+    from workbench.metrics import cents_error
+
+    note = tiny.griffin_lim().render_note(62, "flute", 100, 0.25)
+    f0 = tiny.f0_of_mel(tiny.mel_of(note[None]))
+    assert f0.shape == (1, note.shape[-1] // tiny.config.hop_length + 1)
+    assert abs(cents_error(float(f0.median()), 62)) < 50
+
+
+@pytest.mark.parametrize("f0,match", [(torch.full((1, 3), 300.0), "expected"),
+                                      (torch.full((1, 5), float("nan")), "NaN"),
+                                      (torch.full((1, 5), -1.0), "negative")])
+def test_a_bad_f0_curve_is_refused_with_what_was_expected(tiny, f0, match):
+    from workbench.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=match):
+        tiny.generate(1, cond={"mel": torch.zeros(tiny.config.n_mels, 5), "f0_hz": f0[0]})

@@ -147,3 +147,19 @@ def test_pitch_accuracy_needs_one_pitch_per_clip():
 def test_bits_per_sample_converts_nats_to_bits():
     assert bits_per_sample(math.log(2)) == pytest.approx(1.0)
     assert bits_per_sample(torch.tensor(8 * math.log(2))) == pytest.approx(8.0)
+
+
+def test_hop_periodicity_is_one_for_a_repeated_cycle_and_small_for_unrelated_sound():
+    from workbench.metrics import hop_periodicity
+
+    gen = torch.Generator().manual_seed(0)
+    cycle = torch.randn(256, generator=gen)
+    assert hop_periodicity(cycle.repeat(20), 256) == pytest.approx(1.0, abs=1e-12)
+    assert hop_periodicity(torch.randn(256 * 400, generator=gen), 256) < 0.1  # about 1 / sqrt(400)
+    t = torch.arange(16000) / 16000
+    assert hop_periodicity(torch.sin(2 * torch.pi * 261.63 * t), 256) < 0.1  # middle C vs a 62.5 Hz frame rate
+    assert hop_periodicity(torch.sin(2 * torch.pi * 250.0 * t), 256) > 0.99  # 4 x the frame rate: locked
+    with pytest.raises(ParameterError, match="fewer than two cycles"):
+        hop_periodicity(torch.randn(300), 256)
+    with pytest.raises(ParameterError, match="one mono clip"):
+        hop_periodicity(torch.randn(2, 1, 3000), 256)

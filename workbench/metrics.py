@@ -79,6 +79,33 @@ def multi_resolution_stft_distance(reference, estimate,
     return total / len(fft_sizes)
 
 
+def hop_periodicity(audio, hop: int) -> float:
+    """How much of a clip repeats every ``hop`` samples: RMS of its mean ``hop``-long cycle over its RMS.
+
+    A vocoder that turns each mel frame into ``hop`` samples with the same convolutions plays the
+    same cycle for every frame of a steady note unless it finds the phase somewhere: its notes
+    come out at a multiple of the frame rate (sample_rate / hop). This measures that: 1 for a
+    clip that repeats exactly every ``hop`` samples (its mean removed first), about 1 / sqrt(cycles) for sound whose
+    period has nothing to do with ``hop`` (noise, most real notes). Compare against the real
+    note: one whose fundamental happens to sit near a multiple of the frame rate scores high too.
+    """
+    x, _ = to_tensor(audio)
+    if x.numel() != x.shape[-1]:
+        raise ParameterError(f"hop_periodicity takes one mono clip, not shape {tuple(x.shape)}; pass clips one at a time")
+    x = x.reshape(-1).double()
+    if not isinstance(hop, int) or hop < 1:
+        raise ParameterError(f"hop={hop!r} must be a positive number of samples")
+    n_cycles = x.shape[-1] // hop
+    if n_cycles < 2:
+        raise ParameterError(f"the clip has {x.shape[-1]} samples, fewer than two cycles of hop={hop}")
+    x = x[: n_cycles * hop] - x[: n_cycles * hop].mean()  # a DC offset repeats trivially: leave it out
+    cycles = x.reshape(n_cycles, hop)
+    total = cycles.pow(2).mean().sqrt()
+    if float(total) == 0.0:
+        raise ParameterError("the clip is silent; hop periodicity is undefined")
+    return float(cycles.mean(0).pow(2).mean().sqrt() / total)
+
+
 def f0(audio, sample_rate: int | None = None, fmin: float = 40.0, fmax: float = 2000.0,
        frame_length: int | None = None) -> np.ndarray:
     """Frame-wise f0 in Hz via ``librosa.pyin`` (NaN where unvoiced), of the first item, mixed to mono.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .base import CondSpec
@@ -70,3 +71,47 @@ def harmonic_source(omega: torch.Tensor, positions: torch.Tensor, n_harmonics: i
     audible = (omega[:, None] * k[None, :] < math.pi).double()[..., None]  # (batch, harmonics, 1)
     onset = (positions >= 0).double()
     return torch.cat([torch.sin(phase) * audible, torch.cos(phase) * audible], dim=1) * onset
+
+
+def harmonic_source_from_f0(f0_frames: torch.Tensor, hop_length: int, n_samples: int, sample_rate: int,
+                            n_harmonics: int) -> torch.Tensor:
+    """A free-running source for a time-varying f0: ``(batch, 2 * harmonics, n_samples)`` in float64.
+
+    ``f0_frames`` ``(batch, frames)`` in Hz, frame ``j`` at sample ``j * hop_length`` (0 or NaN:
+    unvoiced, silent). The f0 is interpolated linearly to samples and the phase is its running sum
+    (as in DDSP's oscillator), so the source glides without clicks; its starting phase is
+    arbitrary, which suits losses that compare magnitudes (a vocoder's), not waveforms.
+    """
+    from ..dsp.synth import upsample
+
+    f0 = upsample(torch.nan_to_num(f0_frames.detach().double(), nan=0.0).clamp_min(0.0), n_samples, hop_length)
+    cycles = torch.cumsum(f0 / sample_rate, dim=-1)
+    cycles = cycles - cycles.floor()  # (batch, time), wrapped to [0, 1)
+    k = torch.arange(1, n_harmonics + 1, device=f0.device, dtype=torch.float64)[None, :, None]
+    phase = 2 * math.pi * cycles[:, None, :] * k
+    audible = ((f0[:, None, :] * k < sample_rate / 2) & (f0[:, None, :] > 0)).double()
+    return torch.cat([torch.sin(phase) * audible, torch.cos(phase) * audible], dim=1)
+
+
+def pyin_f0_frames(x: torch.Tensor, sample_rate: int, hop_length: int, n_frames: int, fallback_hz: float,
+                   fmin: float = 50.0, fmax: float = 2000.0) -> torch.Tensor:
+    """pYIN f0 of each item of ``x`` ``(batch, time)`` on a frame grid ``(batch, n_frames)`` (Hz, float32).
+
+    Frame ``j`` sits at sample ``j * hop_length``. Unvoiced gaps are interpolated in log
+    frequency between voiced frames and held at the ends; a clip with no voiced frame gets
+    ``fallback_hz`` throughout.
+    """
+    from ..metrics import f0 as pyin_f0
+
+    grid = np.arange(n_frames) * hop_length
+    pyin_hop = 2048 // 4 if sample_rate > 12000 else 1024 // 4  # metrics.f0's frame length / 4
+    rows = []
+    for item in x.detach().cpu():
+        f = pyin_f0(item, sample_rate, fmin=fmin, fmax=fmax)
+        at = np.arange(len(f)) * pyin_hop
+        voiced = np.isfinite(f)
+        if voiced.any():
+            rows.append(np.exp(np.interp(grid, at[voiced], np.log(f[voiced]))))
+        else:
+            rows.append(np.full(n_frames, fallback_hz))
+    return torch.tensor(np.stack(rows), dtype=torch.float32)

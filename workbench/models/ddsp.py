@@ -45,7 +45,7 @@ from ..dsp.synth import (
 )
 from ..errors import ParameterError
 from ..losses import DEFAULT_FFT_SIZES, multi_scale_spectral_loss
-from ._note import note_specs
+from ._note import note_specs, pyin_f0_frames
 from .base import CondSpec, Encoding, GenerativeModel
 
 #: Notes' default: the key is released after this share of the clip.
@@ -248,22 +248,9 @@ class DDSP(GenerativeModel):
 
     def estimate_f0(self, x: torch.Tensor, fmin: float = 50.0, fmax: float = 2000.0) -> torch.Tensor:
         """pyin f0 of each item on the control grid ``(batch, frames)``; unvoiced gaps interpolated."""
-        from ..metrics import f0 as pyin_f0
-
-        n_frames = self.n_frames_for(x.shape[-1])
-        grid = np.arange(n_frames) * self.config.hop_length  # sample of each control frame
-        rows = []
-        for item in x.detach().cpu():
-            f = pyin_f0(item, self.config.sample_rate, fmin=fmin, fmax=fmax)  # frames at hop 512
-            hop = 2048 // 4 if self.config.sample_rate > 12000 else 1024 // 4
-            at = np.arange(len(f)) * hop
-            voiced = np.isfinite(f)
-            if voiced.any():
-                # interpolate in log frequency between voiced frames, hold at the ends
-                rows.append(np.exp(np.interp(grid, at[voiced], np.log(f[voiced]))))
-            else:
-                rows.append(np.full(n_frames, midi_to_hz(sum(self.config.pitch_range) / 2)))
-        return torch.tensor(np.stack(rows), dtype=torch.float32, device=self.device)
+        fallback = midi_to_hz(sum(self.config.pitch_range) / 2)
+        return pyin_f0_frames(x, self.config.sample_rate, self.config.hop_length, self.n_frames_for(x.shape[-1]),
+                              fallback, fmin, fmax).to(self.device)
 
     # ---- measured loudness envelopes -------------------------------------------------------------------
     def _grid_index(self, cond: dict):

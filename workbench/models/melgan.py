@@ -23,6 +23,19 @@ reconstruction losses alone for that many steps before the discriminators join (
 WaveGAN's delay); and ``n_noise`` noise channels ride along with the mel frames (MelGAN found
 noise unneeded; here it makes the seed audible, so ``generate`` samples rather than only maps).
 
+The hop periodicity problem and the source. The generator is a stack of convolutions that turns
+every frame into ``hop_length`` samples the same way, so for a steady note, whose mel frames are
+all alike, it plays the same ``hop_length``-sample cycle again and again: the note comes out at a
+multiple of the frame rate (``sample_rate / hop_length`` = 62.5 Hz here) with a buzz, unless the
+net reads the phase from the tiny differences between frames, which takes far more training
+than a CPU gives (:func:`workbench.metrics.hop_periodicity` measures it). Speech, MelGAN's home,
+rarely holds a pitch still; music does. With ``source_harmonics`` (the ``small`` preset) the
+generator also hears, at sample rate, sines and cosines of the first harmonics of an f0 curve,
+their phase running freely (the source of neural source-filter models, as NSF-HiFiGAN does for
+singing): the phase comes from the source and the mel shapes it. The f0 is the ``f0_hz`` frames
+if given, the note's pitch for a dataset note, or else pYIN's estimate on the Griffin-Lim
+inversion of the mel frames (slow but needs nothing else).
+
 ``generate(cond={"mel": frames})`` vocodes frames; without ``mel`` it vocodes the mel frames
 of the dataset note named by pitch / instrument / velocity. ``encode`` = log-mel,
 ``decode`` = vocoding.
@@ -40,6 +53,7 @@ from torch import nn
 
 from ..audio import Audio
 from ..dsp.spectral import log_mel, make_generator
+from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
 from ..layers import (
     MultiScaleDiscriminator,
@@ -53,7 +67,7 @@ from ..layers import (
     wn_conv_transpose1d,
 )
 from ..losses import multi_scale_spectral_loss
-from ._note import note_specs
+from ._note import harmonic_source_from_f0, note_specs, pyin_f0_frames
 from .base import CondSpec, Encoding, GenerativeModel
 
 LOG_FLOOR = 1e-5  # the floor inside log-mel (the same as note2mel's, so their frames match)
@@ -69,6 +83,7 @@ class MelGANConfig:
     channels: int = 128  # after the first conv; halved at each stage
     dilations: tuple = (1, 3, 9)
     n_noise: int = 4  # noise channels next to the mel frames (0: none)
+    source_harmonics: int = 0  # > 0: the last stage hears sin/cos of an f0 curve's first harmonics
     # discriminators
     n_scales: int = 3
     disc_channels: int = 16
@@ -98,11 +113,11 @@ PRESETS = {
     "tiny": dict(n_fft=256, hop_length=64, n_mels=40, ratios=(4, 4, 4), channels=16, n_noise=2,
                  disc_channels=4, disc_layers=2, disc_max_channels=16, window_sizes=(2, 4), window_channels=8,
                  mel_loss_weight=1.0, segment_frames=8, instruments=("piano", "flute"), pitch_range=(60, 62),
-                 velocities=(100,), note_seconds=0.25, batch_size=2),
+                 velocities=(100,), note_seconds=0.25, batch_size=2, source_harmonics=2),
     "small": dict(channels=96, disc_channels=16, disc_layers=3, disc_max_channels=128, window_sizes=(4, 8, 16),
                   window_channels=32, mel_loss_weight=10.0, stft_loss_weight=1.0, adversarial_start=2000,
                   segment_frames=16, learning_rate=3e-4,
-                  betas=(0.8, 0.99)),
+                  betas=(0.8, 0.99), source_harmonics=8),
 }
 
 
@@ -121,9 +136,27 @@ class MelGANGenerator(nn.Module):
             ch //= 2
         layers += [nn.LeakyReLU(0.2), wn_conv1d(ch, 1, 7, padding=3), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        self.source_channels = 2 * c.source_harmonics
+        self.inject_at = 3 * len(c.ratios)  # the last residual stack: the first layer at sample rate
+        if self.source_channels:
+            # each channel adds a mix of the source, scaled by a gate the upsampled mel sets
+            self.source_mix = wn_conv1d(self.source_channels, ch, 1)
+            self.source_gate = wn_conv1d(ch, ch, 1)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.net(frames)
+    def forward(self, frames: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        """``frames`` ``(batch, n_mels + n_noise, frames)``; ``source`` ``(batch, 2 * harmonics, frames * hop)``."""
+        if not self.source_channels:
+            return self.net(frames)
+        h = frames
+        for i, layer in enumerate(self.net):
+            if i == self.inject_at:
+                if source is None or source.shape[1] != self.source_channels or source.shape[-1] != h.shape[-1]:
+                    got = None if source is None else tuple(source.shape)
+                    raise ParameterError(f"the generator takes a source (batch, {self.source_channels}, "
+                                         f"{h.shape[-1]}); got {got}")
+                h = h + self.source_mix(source.to(h.dtype)) * torch.sigmoid(self.source_gate(h))
+            h = layer(h)
+        return h
 
 
 class MelGAN(GenerativeModel):
@@ -159,6 +192,10 @@ class MelGAN(GenerativeModel):
         return (
             CondSpec("mel", "frames", None, unit="log-mel",
                      help=f"({c.n_mels}, frames) log-mel at n_fft {c.n_fft}, hop {c.hop_length}: the frames to vocode"),
+            *([CondSpec("f0_hz", "frames", None, unit="Hz",
+                        help="(frames,) f0 of the source on the mel frames; without it: the dataset note's "
+                             "pitch, or pYIN on the Griffin-Lim inversion of the mel")]
+              if c.source_harmonics else []),
             *note_specs(c, pitch="without mel frames: vocode this dataset note's frames",
                         instrument="without mel frames: the dataset note's instrument",
                         velocity="without mel frames: how hard the dataset note is struck"),
@@ -184,23 +221,66 @@ class MelGAN(GenerativeModel):
 
     def example_frames(self, seconds: float = 0.5) -> torch.Tensor:
         """Log-mel frames ``(n_mels, frames)`` of a plain harmonic tone (for trying the vocoder)."""
-        from ..dsp.synth import midi_to_hz
-
         n = max(self.config.n_fft, int(round(seconds * self.sample_rate)))
         t = torch.arange(n) / self.sample_rate
         f0 = midi_to_hz(sum(self.config.pitch_range) // 2)
         tone = sum(0.3 / k * torch.sin(2 * torch.pi * k * f0 * t) for k in range(1, 6))
         return self.mel_of(tone[None])[0]
 
+    def estimate_f0(self, x: torch.Tensor, fmin: float = 50.0, fmax: float = 2000.0) -> torch.Tensor:
+        """pYIN f0 of samples ``(batch, time)`` on the mel frames ``(batch, time // hop + 1)``, gaps interpolated."""
+        c = self.config
+        fallback = midi_to_hz(sum(c.pitch_range) / 2)
+        return pyin_f0_frames(x, c.sample_rate, c.hop_length, x.shape[-1] // c.hop_length + 1, fallback,
+                              fmin, fmax).to(self.device)
+
+    def f0_of_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """An f0 curve ``(batch, frames)`` for mel frames alone: pYIN on their Griffin-Lim inversion."""
+        mel = mel[None] if mel.dim() == 2 else mel
+        c = self.config
+        n_frames = mel.shape[-1]
+        short = 2 * c.n_fft // c.hop_length  # Griffin-Lim needs a few windows: repeat the last frame
+        padded = torch.nn.functional.pad(mel.cpu(), (0, max(0, short - n_frames)), mode="replicate")
+        with torch.no_grad():
+            audio = self.griffin_lim().generate(mel.shape[0], seconds=(padded.shape[-1] - 1) * c.hop_length
+                                                / self.sample_rate, cond={"mel": padded}, generator=0)
+        lo, hi = c.pitch_range
+        f0 = self.estimate_f0(audio.samples[:, 0], fmin=midi_to_hz(lo - 12), fmax=midi_to_hz(hi + 12))
+        return torch.nn.functional.pad(f0, (0, max(0, n_frames - f0.shape[-1])), mode="replicate")[..., :n_frames]
+
+    def source(self, f0: torch.Tensor, n_frames: int) -> torch.Tensor | None:
+        """The generator's source ``(batch, 2 * harmonics, n_frames * hop)`` for f0 frames ``(batch, n_frames)``."""
+        c = self.config
+        if not c.source_harmonics:
+            return None
+        if f0 is None or f0.dim() != 2 or f0.shape[-1] != n_frames:
+            got = None if f0 is None else tuple(f0.shape)
+            raise ParameterError(f"f0_hz has shape {got}; expected (batch, {n_frames}): one value per mel frame "
+                                 "(make it with MelGAN.estimate_f0 on the clip)")
+        if not bool(torch.isfinite(f0).all()) or float(f0.min()) < 0:
+            raise ParameterError("f0_hz holds NaN, infinite or negative values; use 0 for unvoiced frames")
+        src = harmonic_source_from_f0(f0.to(self.device), c.hop_length, n_frames * c.hop_length, c.sample_rate,
+                                      c.source_harmonics)
+        return src.float()
+
     # ---- the generator ---------------------------------------------------------------------------------
-    def vocode(self, mel: torch.Tensor, generator=None, temperature: float = 1.0) -> torch.Tensor:
-        """Log-mel ``(batch, n_mels, frames)`` -> samples ``(batch, 1, frames * hop_length)``."""
+    def vocode(self, mel: torch.Tensor, generator=None, temperature: float = 1.0,
+               f0: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-mel ``(batch, n_mels, frames)`` -> samples ``(batch, 1, frames * hop_length)``.
+
+        With a source, ``f0`` ``(batch, frames)`` in Hz sets it (estimated from the mel if None).
+        """
         c = self.config
         mel = mel.to(self.device).float()
+        source = None
+        if c.source_harmonics:
+            f0 = self.f0_of_mel(mel) if f0 is None else torch.as_tensor(f0, dtype=torch.float32)
+            f0 = f0[None] if f0.dim() == 1 else f0
+            source = self.source(f0.expand(mel.shape[0], -1) if f0.shape[0] == 1 else f0, mel.shape[-1])
         if c.n_noise:
             noise = torch.randn(mel.shape[0], c.n_noise, mel.shape[-1], generator=generator).to(mel.device)
             mel = torch.cat([mel, temperature * noise], dim=1)  # (batch, n_mels + n_noise, frames)
-        return self.generator(mel)
+        return self.generator(mel, source)
 
     def _generate(self, n, seconds, cond, temperature, generator, progress):
         c = self.config
@@ -213,27 +293,37 @@ class MelGAN(GenerativeModel):
             notes = torch.stack([helper.render_note(p, i, v, render)[:max(length, c.n_fft)]
                                  for p, i, v in zip(cond["pitch"], cond["instrument"], cond["velocity"])])
             mel = self.mel_of(notes)
+            f0 = cond.get("f0_hz")
+            if f0 is None and c.source_harmonics:  # the dataset note's pitch
+                f0 = midi_to_hz(torch.as_tensor(cond["pitch"], dtype=torch.float32))[:, None].expand(-1, mel.shape[-1])
         else:
+            f0 = cond.get("f0_hz")
             mel = mel[None] if mel.dim() == 2 else mel
             if mel.dim() != 3 or mel.shape[0] not in (1, n) or mel.shape[1] != c.n_mels:
                 raise ParameterError(f"mel has shape {tuple(mel.shape)}; expected ({c.n_mels}, frames) or "
                                      f"({n}, {c.n_mels}, frames); make it with MelGAN.mel_of")
             mel = mel.expand(n, -1, -1)
             length = (mel.shape[-1] - 1) * c.hop_length
-        out = self.vocode(mel, make_generator(generator), temperature)
+        if f0 is not None:
+            f0 = torch.as_tensor(f0, dtype=torch.float32)
+            f0 = (f0[None] if f0.dim() == 1 else f0).expand(n, -1)
+        out = self.vocode(mel, make_generator(generator), temperature, f0)
         return out[..., :length]
 
     def encode(self, audio: Audio, cond: dict | None = None) -> Encoding:
         """The log-mel frames (what the vocoder needs; phase and fine detail are dropped)."""
         x = self.check_audio_input(audio)[:, 0]
-        return Encoding("mel", {"mel": self.mel_of(x)}, self.sample_rate,
+        data = {"mel": self.mel_of(x)}
+        if self.config.source_harmonics:  # the source's f0, measured on the clip itself
+            data["f0_hz"] = self.estimate_f0(x)
+        return Encoding("mel", data, self.sample_rate,
                         meta={"n_samples": x.shape[-1], "hop_length": self.config.hop_length})
 
     def decode(self, encoding: Encoding, generator=None) -> Audio:
         """Vocode the frames (the same seed gives the same samples)."""
         mel = encoding.data["mel"]
         with torch.no_grad():
-            y = self.vocode(mel, make_generator(0 if generator is None else generator))
+            y = self.vocode(mel, make_generator(0 if generator is None else generator), f0=encoding.data.get("f0_hz"))
         n = encoding.meta.get("n_samples")
         return Audio(y[..., :n].clamp(-1, 1).cpu(), self.sample_rate)
 
@@ -270,9 +360,13 @@ class MelGAN(GenerativeModel):
         return real_scores, fake_scores
 
     def _losses(self, batch, generator=None):
-        """Aligned crops of mel frames and samples, and the generator's output for the frames."""
+        """Aligned crops of mel frames and samples, and the generator's output for the frames
+        (with a source: at the note's labelled pitch)."""
         mel, real = self._crop(batch[0], generator)
-        return mel, real, self.vocode(mel, generator)
+        f0 = None
+        if self.config.source_harmonics:
+            f0 = midi_to_hz(torch.as_tensor(batch[1]["pitch"], dtype=torch.float32))[:, None].expand(-1, mel.shape[-1])
+        return mel, real, self.vocode(mel, generator, f0=f0)
 
     def discriminator_loss(self, mel, real, fake, generator=None) -> torch.Tensor:
         """Hinge loss of every discriminator (scales, then random windows) on real vs generated crops."""
@@ -358,12 +452,17 @@ class MelGAN(GenerativeModel):
         from ..viz import new_figure, spectrogram
 
         c = self.config
+        f0 = None
         if audio is None:
             mel = self.example_frames(seconds=min(0.5, c.note_seconds))[None]
+            if c.source_harmonics:
+                f0 = torch.full((1, mel.shape[-1]), float(midi_to_hz(sum(c.pitch_range) // 2)))
         else:
-            mel = self.mel_of(self.check_audio_input(audio)[:1, 0])
+            x = self.check_audio_input(audio)[:1, 0]
+            mel = self.mel_of(x)
+            f0 = self.estimate_f0(x) if c.source_harmonics else None
         with torch.no_grad():
-            y = self.vocode(mel, make_generator(0)).clamp(-1, 1)
+            y = self.vocode(mel, make_generator(0), f0=f0).clamp(-1, 1)
             scores = [f[-1][0, 0].cpu() for f in self.discriminator(y)]
         fig, axes = new_figure(3, 1, width=8, row_height=2.3)
         seconds = y.shape[-1] / c.sample_rate

@@ -12,10 +12,11 @@ from workbench.models.base import FAMILIES, LIKELIHOODS, CondSpec, Encoding
 
 
 def _cond_for(model, n=1):
-    """Default conditioning, with dense inputs made from a short silent-ish clip."""
+    """Default conditioning, with a vocoder's mel frames made from a short clip (other curves,
+    such as f0, are left to the model, as the app leaves them by default)."""
     cond = {}
     for spec in model.conditioning:
-        if spec.kind == "frames":
+        if spec.kind == "frames" and spec.name == "mel":
             cond[spec.name] = model.example_frames(seconds=0.1) if hasattr(model, "example_frames") else None
     return {k: v for k, v in cond.items() if v is not None}
 

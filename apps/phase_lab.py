@@ -80,12 +80,14 @@ def vocode(label: str, model, flags: common.CancelFlags, example, upload, view, 
         clip, what = common.choose_clip(example, upload, sample_rate=model.sample_rate)
         limit = VOCODER_SECONDS.get(model.family, VOCODER_DEFAULT_SECONDS)
         clip = clip.trim(min(clip.seconds, limit))
-        mel = common.mel_frames(model, clip)
+        cond = {"mel": common.mel_frames(model, clip)}
+        if any(s.name == "f0_hz" and s.kind == "frames" for s in model.conditioning):
+            cond["f0_hz"] = common.frames_from_clip(model, "f0_hz", clip)  # a source's f0, measured on the clip
         session = common.session_of(request)
         flags.reset(session)
         callback = common.progress_callback(progress, flags, session, f"vocoding with {label}")
         began = time.perf_counter()
-        audio = model.generate(1, seconds=clip.seconds, cond={"mel": mel}, generator=0, progress=callback)
+        audio = model.generate(1, seconds=clip.seconds, cond=cond, generator=0, progress=callback)
         took = time.perf_counter() - began
         n = min(audio.n_samples, clip.n_samples)
         reference, audio = clip.with_samples(clip.samples[..., :n]), audio.with_samples(audio.samples[..., :n])

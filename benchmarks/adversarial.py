@@ -25,7 +25,7 @@ import torch
 
 from workbench.data import Notes
 from workbench.dsp.spectral import log_mel
-from workbench.metrics import multi_resolution_stft_distance
+from workbench.metrics import hop_periodicity, multi_resolution_stft_distance
 from workbench.models import checkpoint_dir, create_model, has_checkpoint, load_model
 
 N_SAMPLES = 8
@@ -68,7 +68,9 @@ def vocoder_table(melgan) -> dict:
     test = Notes(source=c.data_source, instruments=c.instruments, pitches=range(c.pitch_range[0], c.pitch_range[1] + 1),
                  velocities=c.velocities, seconds=c.note_seconds, sample_rate=c.sample_rate, split="test")
     gl = melgan.griffin_lim()
-    rows = {"melgan": {"mrstft": [], "mel_error": []}, "griffinlim": {"mrstft": [], "mel_error": []}}
+    rows = {"melgan": {"mrstft": [], "mel_error": [], "hop_periodicity": []},
+            "griffinlim": {"mrstft": [], "mel_error": [], "hop_periodicity": []},
+            "real": {"hop_periodicity": []}}
     for i in range(len(test)):
         x = test[i][0]  # (1, time)
         mel = melgan.mel_of(x)  # (1, n_mels, frames)
@@ -77,10 +79,15 @@ def vocoder_table(melgan) -> dict:
             y = torch.nn.functional.pad(y, (0, max(0, x.shape[-1] - y.shape[-1])))[: x.shape[-1]]
             rows[name]["mrstft"].append(multi_resolution_stft_distance(x[0], y))
             rows[name]["mel_error"].append(float((melgan.mel_of(y[None]) - mel).abs().mean()))
-    out = {"vocoder_n_notes": len(test)}
+            rows[name]["hop_periodicity"].append(hop_periodicity(y[: c.sample_rate // 2], c.hop_length))
+        rows["real"]["hop_periodicity"].append(hop_periodicity(x[0, : c.sample_rate // 2], c.hop_length))
+    out = {"vocoder_n_notes": len(test),
+           "vocoder_note": "each vocoder gets only the held-out note's log-mel frames (MelGAN's source f0: "
+                           "pYIN on their Griffin-Lim inversion); hop periodicity over the first 0.5 s "
+                           "(workbench.metrics.hop_periodicity, median; about 1 = one frame's cycle repeated)"}
     for name, values in rows.items():
-        out[f"{name}_mrstft"] = round(float(np.mean(values["mrstft"])), 4)
-        out[f"{name}_mel_error"] = round(float(np.mean(values["mel_error"])), 4)
+        for key, v in values.items():
+            out[f"{name}_{key}"] = round(float(np.median(v) if key == "hop_periodicity" else np.mean(v)), 4)
     return out
 
 

@@ -9,6 +9,7 @@ Notebook: notebooks/01_phase.ipynb
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -295,7 +296,13 @@ def griffin_lim(mag: torch.Tensor, n_iter: int = 32, momentum: float = 0.99,
 
 def mel_filterbank(n_fft: int = DEFAULT_N_FFT, n_mels: int = 80, sample_rate: int = 16000,
                    f_min: float = 0.0, f_max: float | None = None) -> torch.Tensor:
-    """Slaney-style mel filterbank ``(n_mels, n_fft // 2 + 1)`` (librosa's default)."""
+    """Slaney-style mel filterbank ``(n_mels, n_fft // 2 + 1)`` (librosa's default); a fresh copy."""
+    return _filterbank(n_fft, n_mels, sample_rate, f_min, f_max).clone()
+
+
+@functools.lru_cache(maxsize=32)
+def _filterbank(n_fft: int, n_mels: int, sample_rate: int, f_min: float, f_max: float | None) -> torch.Tensor:
+    """The filterbank, built once per setting (log_mel runs every training step); never modify it."""
     import torchaudio.functional as AF
 
     fb = AF.melscale_fbanks(n_fft // 2 + 1, f_min, f_max or sample_rate / 2, n_mels, sample_rate,
@@ -314,6 +321,6 @@ def log_mel(x, sample_rate: int | None = None, n_fft: int = DEFAULT_N_FFT,
     if sample_rate is None:
         raise ParameterError("log_mel needs sample_rate for a plain tensor; pass sample_rate=16000")
     mag = stft(t, n_fft, hop_length).abs()  # (..., freq, frames)
-    fb = mel_filterbank(n_fft, n_mels, sample_rate).to(mag.device, mag.dtype)
+    fb = _filterbank(n_fft, n_mels, int(sample_rate), 0.0, None).to(mag.device, mag.dtype)
     mel = torch.matmul(fb, mag)  # (..., n_mels, frames)
     return torch.log(mel.clamp_min(floor))

@@ -128,3 +128,38 @@ def test_the_source_path_plays_the_requested_period_and_the_critic_hears_it():
     with torch.no_grad():
         model.d_pitch_embed.weight.zero_()  # leave only the source path
         assert not torch.allclose(model.critic(x, pitch, torch.tensor([0])), model.critic(x, pitch + 2, torch.tensor([0])))
+
+
+def test_generation_samples_a_running_average_of_the_generator_and_training_keeps_the_raw_weights(tiny):
+    from workbench.data import collate
+    from workbench.train import make_datasets
+
+    decay = tiny.config.ema_decay
+    assert decay > 0
+    train_set, _ = make_datasets(tiny)
+    batch = collate([train_set[i] for i in range(2)])
+    opt = tiny.configure_optimizers()
+    gen = torch.Generator().manual_seed(0)
+    names = [n for n, _ in tiny.named_parameters() if n.startswith("g_")]
+    tiny.train()
+    for _ in range(3):
+        average = {n: getattr(tiny, "ema_" + n.replace(".", "__")).clone() for n in names}
+        tiny.train_step(batch, opt, generator=gen)
+        raw = dict(tiny.named_parameters())
+        for n in names:  # average <- decay * average + (1 - decay) * weights
+            expected = decay * average[n] + (1 - decay) * raw[n].detach()
+            assert torch.allclose(getattr(tiny, "ema_" + n.replace(".", "__")), expected, atol=1e-6)
+    tiny.eval()
+    before = {n: p.detach().clone() for n, p in tiny.named_parameters()}
+    sampled = tiny.generate(1, cond={"pitch": 60}, generator=0).samples
+    # the same draw from a twin without averaging: with the raw weights it differs, with the averages it agrees
+    twin = create_model("wavegan", "tiny", ema_decay=0.0).eval()
+    twin.load_state_dict({k: v for k, v in tiny.state_dict().items() if not k.startswith("ema_")})
+    from_raw = twin.generate(1, cond={"pitch": 60}, generator=0).samples
+    with torch.no_grad():
+        for n, p in twin.named_parameters():
+            if n.startswith("g_"):
+                p.copy_(getattr(tiny, "ema_" + n.replace(".", "__")))
+    assert torch.allclose(sampled, twin.generate(1, cond={"pitch": 60}, generator=0).samples, atol=1e-6)
+    assert not torch.allclose(sampled, from_raw)
+    assert all(torch.equal(before[n], p) for n, p in tiny.named_parameters())  # raw weights put back

@@ -8,6 +8,7 @@ allows). The public methods here validate arguments once, at the boundary.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -437,3 +438,49 @@ class AdversarialModel(GenerativeModel):
         c = self.config
         return [torch.optim.Adam(self._g_params(), lr=c.learning_rate, betas=tuple(c.betas)),
                 torch.optim.Adam(self._d_params(), lr=c.learning_rate, betas=tuple(c.betas))]
+
+    # ---- a running average of the generator's weights (ProGAN, StyleGAN) ------------------------------------
+    # GAN training does not settle: the generator keeps chasing the critic and its samples drift
+    # from step to step. Sampling from an exponential moving average of its weights (config
+    # ``ema_decay`` > 0) smooths that drift out; training itself still uses the raw weights.
+    def _ema_pairs(self):
+        return [(p, getattr(self, "ema_" + n.replace(".", "__"))) for n, p in self.named_parameters()
+                if n.startswith("g_")]
+
+    def init_generator_average(self) -> None:
+        """Call at the end of ``__init__``: with ``ema_decay`` > 0, buffers start as copies of the weights."""
+        if getattr(self.config, "ema_decay", 0.0):
+            for n, p in list(self.named_parameters()):
+                if n.startswith("g_"):
+                    self.register_buffer("ema_" + n.replace(".", "__"), p.detach().clone())
+
+    @torch.no_grad()
+    def update_generator_average(self) -> None:
+        """After each generator step: ``average <- decay * average + (1 - decay) * weights``."""
+        decay = getattr(self.config, "ema_decay", 0.0)
+        if decay:
+            for p, avg in self._ema_pairs():
+                avg.lerp_(p.detach(), 1.0 - decay)
+
+    @contextlib.contextmanager
+    def averaged_generator(self):
+        """Inside, the generator runs on its averaged weights (no-op without ``ema_decay``)."""
+        if not getattr(self.config, "ema_decay", 0.0):
+            yield self
+            return
+        pairs = self._ema_pairs()
+        with torch.no_grad():
+            raw = [p.detach().clone() for p, _ in pairs]
+            for p, avg in pairs:
+                p.copy_(avg)
+        try:
+            yield self
+        finally:
+            with torch.no_grad():
+                for (p, _), w in zip(pairs, raw):
+                    p.copy_(w)
+
+    def generate(self, *args, **kwargs):
+        """:meth:`GenerativeModel.generate` on the averaged weights (where there are any)."""
+        with self.averaged_generator():
+            return super().generate(*args, **kwargs)

@@ -58,6 +58,7 @@ class WaveGANConfig:
     inversion_steps: int = 100
     inversion_fft_sizes: tuple = (1024, 256, 64)
     source_harmonics: int = 0  # > 0: harmonic source channels for the generator's output and the critic
+    ema_decay: float = 0.0  # > 0: sample from a running average of the generator's weights
     # conditioning and data
     instruments: tuple = ("piano", "flute", "strings", "trumpet")
     pitch_range: tuple = (48, 72)
@@ -70,10 +71,11 @@ class WaveGANConfig:
 PRESETS = {
     "tiny": dict(latent_size=8, model_size=2, n_layers=3, n_critic=1, inversion_steps=3,
                  inversion_fft_sizes=(256, 64), instruments=("piano", "flute"), pitch_range=(60, 62),
-                 velocities=(100,), note_seconds=0.25, batch_size=2, source_harmonics=2),
+                 velocities=(100,), note_seconds=0.25, batch_size=2, source_harmonics=2,
+                 ema_decay=0.9),
     # 4096 samples (0.256 s); d = 8
     "small": dict(latent_size=64, model_size=8, n_layers=4, n_critic=2, note_seconds=0.256, batch_size=16,
-                  source_harmonics=4),
+                  source_harmonics=4, ema_decay=0.995),
 }
 
 
@@ -110,6 +112,7 @@ class WaveGAN(AdversarialModel):
         self.d_pitch_embed = nn.Embedding(self.n_pitches, 16 * rev[-1])
         self.d_instrument_embed = nn.Embedding(self.n_instruments, 16 * rev[-1])
         self._channels = channels
+        self.init_generator_average()
 
     @property
     def n_samples(self) -> int:
@@ -204,7 +207,8 @@ class WaveGAN(AdversarialModel):
     def encode(self, audio: Audio, cond: dict | None = None) -> Encoding:
         """GAN inversion: a latent (and the spectral error it leaves) for each clip."""
         x = self.check_audio_input(audio)[:, 0]
-        z, error = self.invert(x, cond)
+        with self.averaged_generator():  # the generator that generate() samples
+            z, error = self.invert(x, cond)
         return Encoding("latent", {"z": z, "inversion_error": error}, self.sample_rate,
                         meta={"cond": cond, "n_samples": min(x.shape[-1], self.n_samples)})
 
@@ -212,7 +216,7 @@ class WaveGAN(AdversarialModel):
         """The generator's output for the inversion latent."""
         z = encoding.data["z"].to(self.device)
         pitch, inst = self.labels(self.check_cond(encoding.meta.get("cond"), z.shape[0]))
-        with torch.no_grad():
+        with torch.no_grad(), self.averaged_generator():
             y = self.generator_forward(z, pitch, inst)[..., : encoding.meta.get("n_samples", self.n_samples)]
         return Audio(y.cpu(), self.sample_rate)
 
@@ -265,6 +269,7 @@ class WaveGAN(AdversarialModel):
         if sync is not None:
             sync(self._g_params())
         opt_g.step()
+        self.update_generator_average()
         logs = {"loss": g_loss, **d_logs}
         return {k: float(v.detach()) for k, v in logs.items()}
 

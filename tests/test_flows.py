@@ -25,8 +25,11 @@ def _scrambled(name):
 
 
 def _cond(model, n_samples):
-    mel = torch.randn(1, model.config.n_mels, n_samples // model.config.hop_length + 2, dtype=torch.float64)
-    return model.cond_features(mel, n_samples, 1).double()
+    """Random mel frames and, where the flow has a source, a gliding f0 on the same frames."""
+    n_frames = n_samples // model.config.hop_length + 2
+    mel = torch.randn(1, model.config.n_mels, n_frames, dtype=torch.float64)
+    f0 = torch.linspace(220.0, 330.0, n_frames)[None] if model.config.source_harmonics else None
+    return model.cond_features(mel, n_samples, 1, f0).double()
 
 
 @pytest.mark.parametrize("name", FLOWS)
@@ -99,3 +102,30 @@ def test_shipped_checkpoint_loads_and_generates(name):
     model = load_model(name)
     audio = model.generate(1, seconds=0.2, cond={"pitch": 60}, generator=0)
     assert bool(torch.isfinite(audio.samples).all()) and float(audio.samples.abs().max()) > 1e-4
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_the_source_f0_is_the_curve_given_else_the_pitch_else_pyin_on_the_clip(name):
+    from workbench.data import Notes
+    from workbench.metrics import cents_error
+
+    model = create_model(name, "tiny").eval()
+    c = model.config
+    x = Notes(source="soundfont", instruments=("flute",), pitches=(62,), velocities=(100,), seconds=0.25,
+              sample_rate=c.sample_rate)[0][0][None]  # (1, 1, time)
+    x = model._trim(x)
+    n_frames = x.shape[-1] // c.hop_length + 1
+    checked = model.check_cond({}, 1)
+    measured = model.f0_for({}, checked, n_frames, 1, x=x[:, 0])
+    assert measured.shape == (1, n_frames) and abs(cents_error(float(measured.median()), 62)) < 50
+    told = model.f0_for({"pitch": 60}, model.check_cond({"pitch": 60}, 1), n_frames, 1, x=x[:, 0])
+    assert torch.allclose(told, torch.full((1, n_frames), 261.6256), atol=1e-3)
+    curve = torch.linspace(200.0, 300.0, n_frames)
+    given = model.f0_for({"f0_hz": curve}, model.check_cond({"f0_hz": curve}, 1), n_frames, 1, x=x[:, 0])
+    assert torch.equal(given[0], curve)
+    # the flow hears it: another f0 gives the same clip another z (couplings that are not the identity)
+    model = _scrambled(name).float()
+    with torch.no_grad():
+        z_measured = model.flow(x, model.features_of(x))[0]
+        z_told = model.flow(x, model.features_of(x, {"pitch": 60}))[0]
+    assert not torch.allclose(z_measured, z_told)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -115,3 +116,44 @@ def pyin_f0_frames(x: torch.Tensor, sample_rate: int, hop_length: int, n_frames:
         else:
             rows.append(np.full(n_frames, fallback_hz))
     return torch.tensor(np.stack(rows), dtype=torch.float32)
+
+
+def f0_on_frames(x: torch.Tensor, config, fmin: float = 50.0, fmax: float = 2000.0) -> torch.Tensor:
+    """pYIN f0 of samples ``(batch, time)`` on a vocoder's mel frames ``(batch, time // hop + 1)``.
+
+    ``config`` gives ``sample_rate``, ``hop_length`` and ``pitch_range`` (its middle is the
+    fallback for a clip with no voiced frame).
+    """
+    fallback = float(440.0 * 2.0 ** ((sum(config.pitch_range) / 2 - 69.0) / 12.0))
+    return pyin_f0_frames(x, config.sample_rate, config.hop_length, x.shape[-1] // config.hop_length + 1,
+                          fallback, fmin, fmax)
+
+
+@functools.lru_cache(maxsize=8)
+def _griffin_lim(sample_rate: int, n_fft: int, hop_length: int, n_mels: int):
+    from . import create_model
+
+    return create_model("griffinlim", "small", sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
+                        n_mels=n_mels)
+
+
+def f0_from_mel(mel: torch.Tensor, config, n_fft: int) -> torch.Tensor:
+    """An f0 curve ``(batch, frames)`` for log-mel frames alone: pYIN on their Griffin-Lim inversion.
+
+    What a vocoder with a source does when it is handed mel frames and nothing else. ``config``
+    gives ``sample_rate``, ``hop_length`` and ``pitch_range`` (pYIN searches an octave beyond it).
+    """
+    import torch.nn.functional as F
+
+    mel = mel[None] if mel.dim() == 2 else mel
+    n_frames, hop = mel.shape[-1], config.hop_length
+    short = 2 * n_fft // hop  # Griffin-Lim needs a few windows: repeat the last frame
+    padded = F.pad(mel.detach().cpu().float(), (0, max(0, short - n_frames)), mode="replicate")
+    gl = _griffin_lim(int(config.sample_rate), int(n_fft), int(hop), int(mel.shape[-2]))
+    with torch.no_grad():
+        audio = gl.generate(mel.shape[0], seconds=(padded.shape[-1] - 1) * hop / config.sample_rate,
+                            cond={"mel": padded}, generator=0)
+    lo, hi = config.pitch_range
+    f0 = f0_on_frames(audio.samples[:, 0], config, fmin=440.0 * 2.0 ** ((lo - 12 - 69) / 12),
+                      fmax=440.0 * 2.0 ** ((hi + 12 - 69) / 12))
+    return F.pad(f0, (0, max(0, n_frames - f0.shape[-1])), mode="replicate")[..., :n_frames]

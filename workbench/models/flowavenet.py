@@ -34,6 +34,7 @@ class FloWaveNetConfig:
     wn_layers: int = 4
     kernel_size: int = 3
     cond_channels: int = 16
+    source_harmonics: int = 0  # > 0: the couplings also hear sin/cos of an f0 curve's first harmonics
     sigma: float = 1.0
     instruments: tuple = ("piano", "flute", "strings", "trumpet")
     pitch_range: tuple = (48, 72)
@@ -48,8 +49,8 @@ class FloWaveNetConfig:
 PRESETS = {
     "tiny": dict(n_mels=16, n_group=2, n_blocks=2, n_flows=2, hidden=8, wn_layers=2, cond_channels=4,
                  instruments=("piano", "flute"), pitch_range=(60, 64), velocities=(100,), note_seconds=0.25,
-                 crop_samples=512),
-    "small": dict(),
+                 crop_samples=512, source_harmonics=2),
+    "small": dict(source_harmonics=4),
 }
 
 
@@ -74,7 +75,7 @@ class FloWaveNet(FlowVocoder):
             steps = nn.ModuleList()
             for _ in range(c.n_flows):
                 steps.extend([ActNorm(channels),
-                              AffineCoupling(channels, c.cond_channels * squeezed, c.hidden, c.wn_layers,
+                              AffineCoupling(channels, self.cond_width * squeezed, c.hidden, c.wn_layers,
                                              c.kernel_size),
                               ChannelSwap()])
             self.blocks.append(steps)

@@ -67,7 +67,7 @@ from ..layers import (
     wn_conv_transpose1d,
 )
 from ..losses import multi_scale_spectral_loss
-from ._note import harmonic_source_from_f0, note_specs, pyin_f0_frames
+from ._note import f0_from_mel, f0_on_frames, harmonic_source_from_f0, note_specs
 from .base import CondSpec, Encoding, GenerativeModel
 
 LOG_FLOOR = 1e-5  # the floor inside log-mel (the same as note2mel's, so their frames match)
@@ -229,24 +229,11 @@ class MelGAN(GenerativeModel):
 
     def estimate_f0(self, x: torch.Tensor, fmin: float = 50.0, fmax: float = 2000.0) -> torch.Tensor:
         """pYIN f0 of samples ``(batch, time)`` on the mel frames ``(batch, time // hop + 1)``, gaps interpolated."""
-        c = self.config
-        fallback = midi_to_hz(sum(c.pitch_range) / 2)
-        return pyin_f0_frames(x, c.sample_rate, c.hop_length, x.shape[-1] // c.hop_length + 1, fallback,
-                              fmin, fmax).to(self.device)
+        return f0_on_frames(x, self.config, fmin, fmax).to(self.device)
 
     def f0_of_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """An f0 curve ``(batch, frames)`` for mel frames alone: pYIN on their Griffin-Lim inversion."""
-        mel = mel[None] if mel.dim() == 2 else mel
-        c = self.config
-        n_frames = mel.shape[-1]
-        short = 2 * c.n_fft // c.hop_length  # Griffin-Lim needs a few windows: repeat the last frame
-        padded = torch.nn.functional.pad(mel.cpu(), (0, max(0, short - n_frames)), mode="replicate")
-        with torch.no_grad():
-            audio = self.griffin_lim().generate(mel.shape[0], seconds=(padded.shape[-1] - 1) * c.hop_length
-                                                / self.sample_rate, cond={"mel": padded}, generator=0)
-        lo, hi = c.pitch_range
-        f0 = self.estimate_f0(audio.samples[:, 0], fmin=midi_to_hz(lo - 12), fmax=midi_to_hz(hi + 12))
-        return torch.nn.functional.pad(f0, (0, max(0, n_frames - f0.shape[-1])), mode="replicate")[..., :n_frames]
+        return f0_from_mel(mel, self.config, self.config.n_fft).to(self.device)
 
     def source(self, f0: torch.Tensor, n_frames: int) -> torch.Tensor | None:
         """The generator's source ``(batch, 2 * harmonics, n_frames * hop)`` for f0 frames ``(batch, n_frames)``."""

@@ -14,6 +14,15 @@ compared on the same notes: the flow's density is carried to mu-law space by the
 variables of the compander and integrated over each code's bin with uniform dequantisation
 (training and ``log_prob`` alike), which bounds the discrete bits from above.
 
+With ``source_harmonics`` (the ``small`` presets) the coupling networks also hear, at sample
+rate, sines and cosines of the first harmonics of an f0 curve (the source of neural
+source-filter models, as WaveNet, SampleRNN and MelGAN here use it). Without it a small flow
+trained for minutes turns mel frames into noise with the right spectral envelope but no pitch:
+nothing in the mel says where a period starts. In training the f0 is the note's pitch from the
+onset; to vocode, the ``f0_hz`` frames if given, else pYIN on the clip (``log_prob``,
+``encode``) or on the Griffin-Lim inversion of the mel (``generate`` with mel frames alone).
+The source is a function of the conditioning, so the likelihood stays exact.
+
 :class:`FlowVocoder` holds what WaveGlow and FloWaveNet share (mel conditioning, dequantised
 likelihood, sampling); the flow steps themselves live in :mod:`workbench.layers`.
 
@@ -34,7 +43,7 @@ from ..dsp.spectral import log_mel
 from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
 from ..layers import AffineCoupling, InvertibleConv1x1, squeeze, unsqueeze, upsample_frames
-from ._note import note_specs
+from ._note import f0_from_mel, f0_on_frames, harmonic_source_from_f0, note_specs
 from .base import CondSpec, Encoding, GenerativeModel
 
 MU = 255.0
@@ -54,6 +63,7 @@ class WaveGlowConfig:
     wn_layers: int = 4
     kernel_size: int = 3
     cond_channels: int = 32  # mel features after a small frame-rate conv
+    source_harmonics: int = 0  # > 0: the couplings also hear sin/cos of an f0 curve's first harmonics
     sigma: float = 1.0  # prior std of z in training
     # data (the notes whose mel is vocoded) and training
     instruments: tuple = ("piano", "flute", "strings", "trumpet")
@@ -69,8 +79,8 @@ class WaveGlowConfig:
 WAVEGLOW_PRESETS = {
     "tiny": dict(n_mels=16, n_group=4, n_flows=4, n_early_size=1, hidden=8, wn_layers=2, cond_channels=8,
                  instruments=("piano", "flute"), pitch_range=(60, 64), velocities=(100,), note_seconds=0.25,
-                 crop_samples=512),
-    "small": dict(),
+                 crop_samples=512, source_harmonics=2),
+    "small": dict(source_harmonics=4),
 }
 
 
@@ -95,12 +105,46 @@ class FlowVocoder(GenerativeModel):
                                       nn.Conv1d(c.cond_channels, c.cond_channels, 3, padding=1))
 
     @property
+    def cond_width(self) -> int:
+        """Channels of the sample-rate conditioning: mel features, then the source's sines and cosines."""
+        return self.config.cond_channels + 2 * self.config.source_harmonics
+
+    @property
     def conditioning(self):
         c = self.config
-        return (*note_specs(c),
-                CondSpec("mel", "frames", None, unit="log-mel",
-                         help=f"({c.n_mels}, frames) log-mel at hop {c.hop_length}: the vocoder's input "
-                              "(without it, a plain harmonic tone at the chosen pitch is vocoded)"))
+        specs = [*note_specs(c),
+                 CondSpec("mel", "frames", None, unit="log-mel",
+                          help=f"({c.n_mels}, frames) log-mel at hop {c.hop_length}: the vocoder's input "
+                               "(without it, a plain harmonic tone at the chosen pitch is vocoded)")]
+        if c.source_harmonics:
+            specs.append(CondSpec("f0_hz", "frames", None, unit="Hz",
+                                  help="(frames,) f0 of the source on the mel frames; without it: the pitch "
+                                       "control, or pYIN on the clip or on the Griffin-Lim inversion of the mel"))
+        return tuple(specs)
+
+    # ---- the source's f0 -------------------------------------------------------------------------------
+    def estimate_f0(self, x: torch.Tensor, fmin: float = 50.0, fmax: float = 2000.0) -> torch.Tensor:
+        """pYIN f0 of samples ``(batch, time)`` on the mel frames ``(batch, time // hop + 1)``, gaps interpolated."""
+        return f0_on_frames(x, self.config, fmin, fmax).to(self.device)
+
+    def _pitch_f0(self, pitch, n_frames: int) -> torch.Tensor:
+        """A steady f0 ``(batch, n_frames)`` at each item's pitch (MIDI)."""
+        return midi_to_hz(torch.as_tensor(pitch, dtype=torch.float32, device=self.device))[:, None].expand(-1, n_frames)
+
+    def f0_for(self, cond: dict | None, checked: dict, n_frames: int, batch: int, x: torch.Tensor | None = None,
+               mel: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The source's f0 ``(batch, n_frames)``, or None without a source: ``f0_hz`` if given, else the
+        pitch if given, else pYIN on the clip ``x`` ``(batch, time)``, else on the mel's Griffin-Lim inversion."""
+        if not self.config.source_harmonics:
+            return None
+        if checked.get("f0_hz") is not None:
+            f0 = torch.as_tensor(checked["f0_hz"], dtype=torch.float32, device=self.device)
+            return (f0[None] if f0.dim() == 1 else f0).expand(batch, -1)
+        if cond and cond.get("pitch") is not None:
+            return self._pitch_f0(checked["pitch"], n_frames)
+        if x is not None:
+            return self.estimate_f0(x)[..., :n_frames]
+        return f0_from_mel(mel, self.config, 4 * self.config.hop_length).to(self.device).expand(batch, -1)
 
     # ---- mel --------------------------------------------------------------------------------------------
     def mel_of(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,8 +160,9 @@ class FlowVocoder(GenerativeModel):
         tone = sum(0.3 / k * torch.sin(2 * torch.pi * k * f0 * t) for k in range(1, 6))
         return self.mel_of(tone[None])[0]
 
-    def cond_features(self, mel: torch.Tensor, n_samples: int, batch: int) -> torch.Tensor:
-        """Mel ``(n_mels, frames)`` or ``(batch, n_mels, frames)`` -> ``(batch, cond_channels, n_samples)``."""
+    def cond_features(self, mel: torch.Tensor, n_samples: int, batch: int, f0: torch.Tensor | None = None) -> torch.Tensor:
+        """Mel ``(n_mels, frames)`` or ``(batch, n_mels, frames)`` (and with a source its f0 ``(batch, frames)``
+        in Hz) -> ``(batch, cond_width, n_samples)``."""
         mel = mel.to(self.device, self.cond_net[0].weight.dtype)
         mel = mel[None] if mel.dim() == 2 else mel
         if mel.shape[-2] != self.config.n_mels:
@@ -125,7 +170,26 @@ class FlowVocoder(GenerativeModel):
                                  "make it with the model's mel_of")
         if mel.shape[0] not in (1, batch):
             raise ParameterError(f"mel has batch {mel.shape[0]}; expected 1 or {batch}")
-        return upsample_frames(self.cond_net(mel), self.config.hop_length, n_samples).expand(batch, -1, -1)
+        feats = upsample_frames(self.cond_net(mel), self.config.hop_length, n_samples).expand(batch, -1, -1)
+        c = self.config
+        if not c.source_harmonics:
+            return feats
+        if f0 is None or f0.dim() != 2 or f0.shape[0] not in (1, batch) or f0.shape[-1] != mel.shape[-1]:
+            got = None if f0 is None else tuple(f0.shape)
+            raise ParameterError(f"f0_hz has shape {got}; expected ({batch}, {mel.shape[-1]}): one value per mel "
+                                 "frame (make it with the model's estimate_f0 on the clip)")
+        if not bool(torch.isfinite(f0).all()) or float(f0.min()) < 0:
+            raise ParameterError("f0_hz holds NaN, infinite or negative values; use 0 for unvoiced frames")
+        src = harmonic_source_from_f0(f0.expand(batch, -1), c.hop_length, n_samples, c.sample_rate, c.source_harmonics)
+        return torch.cat([feats, src.to(feats)], dim=1)
+
+    def features_of(self, x: torch.Tensor, cond: dict | None = None) -> torch.Tensor:
+        """The conditioning for a clip ``(batch, 1, time)``: its own mel (unless ``cond`` has one) and the source."""
+        checked = self.check_cond(cond, x.shape[0])
+        mel = checked.get("mel")
+        mel = self.mel_of(x[:, 0]) if mel is None else mel
+        f0 = self.f0_for(cond, checked, mel.shape[-1], x.shape[0], x=x[:, 0])
+        return self.cond_features(mel, x.shape[-1], x.shape[0], f0)
 
     def _trim(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1] - x.shape[-1] % self.multiple
@@ -155,22 +219,20 @@ class FlowVocoder(GenerativeModel):
     def log_prob(self, audio, cond=None) -> torch.Tensor:
         """Bits per sample over 8-bit mu-law samples (dequantised with a fixed seed: repeatable)."""
         x = self._trim(self.check_audio_input(audio))
-        checked = self.check_cond(cond, x.shape[0])
-        mel = checked.get("mel")
-        mel = self.mel_of(x[:, 0]) if mel is None else mel
         with torch.no_grad():
-            c = self.cond_features(mel, x.shape[-1], x.shape[0])
-            return self.dequantised_bits(x, c, torch.Generator().manual_seed(0))
+            return self.dequantised_bits(x, self.features_of(x, cond), torch.Generator().manual_seed(0))
 
     def training_step(self, batch, generator=None) -> dict:
         """Dequantised negative log-likelihood on a random crop, the mel taken from the whole note."""
-        samples, _ = batch
+        samples, cond = batch
         x = samples.to(self.device)
         mel = self.mel_of(x[:, 0])
         n = min(self.config.crop_samples, x.shape[-1])
         n -= n % self.multiple
         start = int(torch.randint(x.shape[-1] - n + 1, (), generator=generator))
-        c = self.cond_features(mel, x.shape[-1], x.shape[0])[..., start: start + n]
+        # the source runs from the onset at the note's pitch; the crop takes its stretch of it
+        f0 = self._pitch_f0(cond["pitch"], mel.shape[-1]) if self.config.source_harmonics else None
+        c = self.cond_features(mel, x.shape[-1], x.shape[0], f0)[..., start: start + n]
         bits = self.dequantised_bits(x[..., start: start + n], c, generator).mean()
         return {"loss": bits, "bits_per_sample": bits.detach()}
 
@@ -179,28 +241,33 @@ class FlowVocoder(GenerativeModel):
         mel = cond.get("mel")
         if mel is None:
             mel = torch.stack([self.example_frames(seconds, p) for p in cond["pitch"]])
+            f0 = cond.get("f0_hz")
+            f0 = self._pitch_f0(cond["pitch"], mel.shape[-1]) if f0 is None and self.config.source_harmonics else f0
+        else:
+            f0 = self.f0_for({"f0_hz": cond.get("f0_hz")}, cond, mel.shape[-1], n, mel=mel)
+        if f0 is not None:
+            f0 = torch.as_tensor(f0, dtype=torch.float32, device=self.device)
+            f0 = f0[None] if f0.dim() == 1 else f0
         n_frames = mel.shape[-1]
         n_samples = max(self.multiple, (n_frames - 1) * self.config.hop_length)
         n_samples -= n_samples % self.multiple
-        c = self.cond_features(mel, n_samples, n)
+        c = self.cond_features(mel, n_samples, n, f0)
         z = torch.randn(n, n_samples, generator=generator).to(self.device) * self.config.sigma * temperature
         return self.inverse(z, c)
 
     def encode(self, audio, cond=None) -> Encoding:
         """``z`` of the clip (what the flow maps it to): Gaussian if the model fits."""
         x = self._trim(self.check_audio_input(audio))
-        checked = self.check_cond(cond, x.shape[0])
-        mel = checked.get("mel")
-        mel = self.mel_of(x[:, 0]) if mel is None else mel
         with torch.no_grad():
-            z, logdet = self.flow(x, self.cond_features(mel, x.shape[-1], x.shape[0]))
+            feats = self.features_of(x, cond)
+            z, logdet = self.flow(x, feats)
         return Encoding("z", {"z": z, "logdet": logdet}, self.sample_rate,
-                        meta={"mel": mel, "n_samples": x.shape[-1]})
+                        meta={"features": feats, "n_samples": x.shape[-1]})
 
     def decode(self, encoding: Encoding) -> Audio:
         z = encoding.data["z"].to(self.device)
         with torch.no_grad():
-            x = self.inverse(z, self.cond_features(encoding.meta["mel"], z.shape[-1], z.shape[0]))
+            x = self.inverse(z, encoding.meta["features"].to(self.device))
         return Audio(x.clamp(-1, 1).cpu(), self.sample_rate)
 
     def flow_diagram(self) -> list[tuple[str, int]]:
@@ -260,7 +327,7 @@ class WaveGlow(FlowVocoder):
             if k and k % c.n_early_every == 0:
                 channels -= c.n_early_size
             self.convs.append(InvertibleConv1x1(channels, gen))
-            self.couplings.append(AffineCoupling(channels, c.cond_channels * c.n_group, c.hidden, c.wn_layers,
+            self.couplings.append(AffineCoupling(channels, self.cond_width * c.n_group, c.hidden, c.wn_layers,
                                                  c.kernel_size))
 
     def flow(self, x, c):

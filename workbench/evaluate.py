@@ -39,14 +39,17 @@ def pitch_grid(model: GenerativeModel, n_pitches: int = 5) -> list[dict]:
 
 
 def measure_pitch(model: GenerativeModel, grid: list[dict], seeds=(0,), seconds: float | None = None,
-                  temperature: float = 1.0, tolerance_cents: float = 50.0, progress=None) -> dict:
+                  temperature: float | None = None, tolerance_cents: float = 50.0, progress=None) -> dict:
     """Generate one note per grid entry and seed (as one batch per seed); pyin each.
+
+    ``temperature`` defaults to the model's ``default_temperature``.
 
     Returns
     -------
     dict with ``pitch_accuracy`` (share within ``tolerance_cents``) and per-note ``notes``.
     """
     seconds = seconds or float(getattr(model.config, "note_seconds", 1.0))
+    temperature = model.default_temperature if temperature is None else temperature
     notes = []
     for seed in seeds:
         cond = {k: [g[k] for g in grid] for k in grid[0]}
@@ -117,7 +120,7 @@ def measure_speed(model: GenerativeModel, seconds: float = 0.5, batch: int = 1, 
 
 
 def evaluate_checkpoint(name_or_dir, *, write_card: bool = False, n_seeds: int = 1,
-                        temperature: float = 1.0, progress: bool = False) -> dict:
+                        temperature: float | None = None, progress: bool = False) -> dict:
     """Measure a checkpoint; with ``write_card`` store the numbers in its card.json."""
     model = load_model(name_or_dir)
     bar = None
@@ -137,6 +140,9 @@ def evaluate_checkpoint(name_or_dir, *, write_card: bool = False, n_seeds: int =
     if grid:
         report.update(measure_pitch(model, grid, seeds=tuple(range(n_seeds)), temperature=temperature,
                                     progress=tick))
+        if report["temperature"] != 1.0:  # also as trained, for comparison with the other models
+            report["pitch_accuracy_at_temperature_1"] = measure_pitch(
+                model, grid, seeds=tuple(range(n_seeds)), temperature=1.0)["pitch_accuracy"]
     bits = held_out_bits(model)
     if bits is not None:
         report["bits_per_sample"] = round(bits, 4)

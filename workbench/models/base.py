@@ -143,6 +143,8 @@ class GenerativeModel(nn.Module):
     PRESETS: ClassVar[dict[str, dict]] = {}
     #: The notebook that explains this model (shown in the model zoo).
     notebook: ClassVar[str] = "notebooks/00_tour.ipynb"
+    #: The temperature ``generate`` samples at when none is given (and the cards measure at).
+    default_temperature: ClassVar[float] = 1.0
 
     def __init__(self, config):
         super().__init__()
@@ -247,7 +249,7 @@ class GenerativeModel(nn.Module):
 
     # ---- the contract ---------------------------------------------------------------------
     def generate(self, n: int = 1, *, seconds: float = 1.0, cond: dict | None = None,
-                 temperature: float = 1.0, generator=None, progress=None) -> Audio:
+                 temperature: float | None = None, generator=None, progress=None) -> Audio:
         """Sample ``n`` sounds.
 
         Parameters
@@ -258,8 +260,9 @@ class GenerativeModel(nn.Module):
             Length (models with a fixed output length ignore it or say so).
         cond : dict, optional
             Conditioning by :attr:`conditioning` name; missing keys take defaults.
-        temperature : float
-            Scales the sampling noise or logits; 1 samples the model as trained.
+        temperature : float, optional
+            Scales the sampling noise or logits; 1 samples the model as trained. Default: the
+            model's :attr:`default_temperature` (1 except where its authors sample colder).
         generator : None, int or torch.Generator
             Randomness; the same seed gives the same sound.
         progress : callable, optional
@@ -278,6 +281,7 @@ class GenerativeModel(nn.Module):
             raise ParameterError(f"n={n!r} must be an integer in 1..256")
         if not isinstance(seconds, int | float) or not 0 < float(seconds) <= MAX_SECONDS:
             raise ParameterError(f"seconds={seconds!r} must be in (0, {MAX_SECONDS:g}]")
+        temperature = self.default_temperature if temperature is None else temperature
         if not isinstance(temperature, int | float) or not 0 < float(temperature) <= 10:
             raise ParameterError(f"temperature={temperature!r} must be in (0, 10]; 1 samples the model as trained")
         checked = self.check_cond(cond, n)

@@ -95,6 +95,8 @@ class FlowVocoder(GenerativeModel):
     family = "flow"
     likelihood = "exact"
     notebook = "notebooks/06_flows_and_latents.ipynb"
+    #: Trained with sigma = 1, sampled colder: the WaveGlow authors' own inference runs with ``-s 0.6``.
+    default_temperature = 0.6
 
     #: samples must be a multiple of this (the total squeeze factor)
     multiple: int = 1

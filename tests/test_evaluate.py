@@ -1,0 +1,27 @@
+"""Measuring a checkpoint: the numbers a card holds, at the temperature the model samples at."""
+
+import json
+
+from workbench.evaluate import evaluate_checkpoint, measure_pitch, pitch_grid
+from workbench.models import create_model
+from workbench.train import train
+
+
+def test_a_flow_is_measured_at_its_default_temperature_and_also_as_trained(tmp_path):
+    out = tmp_path / "flowavenet"
+    train("flowavenet", preset="tiny", steps=2, out=out, eval_every=0, checkpoint_every=2, progress=False,
+          command="test")
+    report = evaluate_checkpoint(out, write_card=True)
+    assert report["temperature"] == create_model("flowavenet", "tiny").default_temperature == 0.6
+    assert 0.0 <= report["pitch_accuracy_at_temperature_1"] <= 1.0
+    assert report["bits_per_sample"] > 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["metrics"]["temperature"] == 0.6 and card["command"] == "test"
+
+
+def test_measure_pitch_counts_hits_within_the_tolerance():
+    model = create_model("griffinlim", "tiny")  # plays the dataset note itself: every note at its pitch
+    grid = pitch_grid(model, 2)
+    report = measure_pitch(model, grid, seeds=(0,))
+    assert report["temperature"] == 1.0 and len(report["notes"]) == len(grid)
+    assert report["pitch_accuracy"] == 1.0 and all(abs(n["cents"]) <= 50 for n in report["notes"])

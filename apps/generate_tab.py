@@ -181,7 +181,8 @@ def build(models: dict, failures: dict, flags: common.CancelFlags) -> None:
                 columns.append(column)
                 per_model.append((label, model, controls, seconds))
             temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="temperature",
-                                    info="scales the sampling noise or logits; 1 samples the model as trained")
+                                    info="scales the sampling noise or logits; 1 samples the model as trained "
+                                         "(the flows' authors sample at 0.6, the library's default for them)")
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**31 - 1, label="seed",
                              info="the same seed gives the same sound")
             view = gr.Radio(list(VIEWS), value="none", label="extra plot")

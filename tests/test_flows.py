@@ -104,16 +104,6 @@ def test_shipped_checkpoint_loads_and_generates(name):
     assert bool(torch.isfinite(audio.samples).all()) and float(audio.samples.abs().max()) > 1e-4
 
 
-@pytest.mark.parametrize("name", FLOWS)
-def test_shipped_checkpoint_generates_a_pitch_its_card_reports(name):
-    from workbench.evaluate import replay_card_hit
-
-    assert has_checkpoint(name), f"the {name} checkpoint ships with the repository"
-    replayed = replay_card_hit(name)
-    if replayed is None:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
-        pytest.xfail("the card reports no generated note within 50 cents (pitch_accuracy 0): undertrained")
-    assert abs(replayed["cents_now"]) <= 50, replayed
-
 
 @pytest.mark.parametrize("name", FLOWS)
 def test_the_source_f0_is_the_curve_given_else_the_pitch_else_pyin_on_the_clip(name):

@@ -9,8 +9,7 @@ import torch
 
 from workbench.data import Notes
 from workbench.dsp.synth import midi_to_hz
-from workbench.evaluate import replay_card_hit
-from workbench.models import create_model, has_checkpoint, load_model
+from workbench.models import create_model, load_model
 
 
 @pytest.fixture(scope="module")
@@ -70,17 +69,6 @@ def test_decode_inverts_the_encoded_representation():
     assert set(enc.data) == {"representation", "z", "inversion_error"}
     y = tiny.decode(enc)
     assert torch.allclose(y.samples, x.samples, atol=1e-4)
-
-
-# ---- the shipped checkpoint ---------------------------------------------------------------------------
-
-
-@pytest.mark.skipif(not has_checkpoint("gansynth"), reason="no shipped gansynth checkpoint")
-def test_shipped_checkpoint_generates_a_pitch_its_card_reports():
-    replayed = replay_card_hit("gansynth")
-    if replayed is None:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
-        pytest.xfail("the card reports no generated note within 50 cents (pitch_accuracy 0): undertrained")
-    assert abs(replayed["cents_now"]) <= 50, replayed
 
 
 def test_the_fresh_critic_feels_its_input(small):

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from workbench.evaluate import replay_card_hit
 from workbench.layers import MultiScaleDiscriminator, feature_matching_loss, random_window_starts
 from workbench.models import create_model, has_checkpoint
 
@@ -102,14 +101,6 @@ def test_discriminators_join_after_adversarial_start():
 
 
 # ---- the shipped checkpoint ---------------------------------------------------------------------------
-
-
-@pytest.mark.skipif(not has_checkpoint("melgan"), reason="no shipped melgan checkpoint")
-def test_shipped_vocoder_keeps_a_pitch_its_card_reports():
-    replayed = replay_card_hit("melgan")
-    if replayed is None:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
-        pytest.xfail("the card reports no generated note within 50 cents (pitch_accuracy 0): undertrained")
-    assert abs(replayed["cents_now"]) <= 50, replayed
 
 
 @pytest.mark.skipif(not has_checkpoint("melgan"), reason="no shipped melgan checkpoint")

@@ -85,15 +85,3 @@ def test_shipped_checkpoint_loads_and_generates():
     model = load_model("samplernn")
     audio = model.generate(1, seconds=0.1, cond={"pitch": 60}, generator=0)
     assert bool(torch.isfinite(audio.samples).all()) and audio.n_samples == int(0.1 * model.sample_rate)
-
-
-def test_shipped_checkpoint_generates_a_pitch_its_card_reports():
-    import pytest
-
-    from workbench.evaluate import replay_card_hit
-
-    assert has_checkpoint("samplernn"), "the SampleRNN checkpoint ships with the repository"
-    replayed = replay_card_hit("samplernn")
-    if replayed is None:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
-        pytest.xfail("the card reports no generated note within 50 cents (pitch_accuracy 0): undertrained")
-    assert abs(replayed["cents_now"]) <= 50, replayed

@@ -1,6 +1,5 @@
 """VQ-VAE: nearest codewords, straight-through gradients, code rate, dead-code restarts, the prior."""
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -119,13 +118,3 @@ def test_the_decoder_hears_the_source_at_sample_rate_and_the_offset_places_it():
     with torch.no_grad():
         moved = (model.decoder(z_q, note, nudged) - model.decoder(z_q, note, src)).abs().sum(1)[0]
     assert torch.equal(torch.nonzero(moved > 1e-6)[:, 0], torch.arange(t - 3, t + 4))
-
-
-def test_shipped_checkpoint_generates_a_pitch_its_card_reports():
-    from workbench.evaluate import replay_card_hit
-
-    assert has_checkpoint("vqvae"), "the VQ-VAE checkpoint ships with the repository"
-    replayed = replay_card_hit("vqvae")
-    if replayed is None:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
-        pytest.xfail("the card reports no generated note within 50 cents (pitch_accuracy 0): undertrained")
-    assert abs(replayed["cents_now"]) <= 50, replayed

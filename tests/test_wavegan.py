@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.evaluate import replay_card_hit
 from workbench.layers import gradient_penalty, phase_shuffle
-from workbench.models import create_model, has_checkpoint
+from workbench.models import create_model
 
 
 @pytest.fixture()
@@ -93,17 +92,6 @@ def test_a_training_step_updates_both_generator_and_critic(tiny):
     tiny.train().train_step(batch, tiny.configure_optimizers(), generator=torch.Generator().manual_seed(0))
     assert any(not torch.equal(a, b) for a, b in zip(g0, tiny._g_params()))
     assert any(not torch.equal(a, b) for a, b in zip(d0, tiny._d_params()))
-
-
-# ---- the shipped checkpoint ---------------------------------------------------------------------------
-
-
-@pytest.mark.skipif(not has_checkpoint("wavegan"), reason="no shipped wavegan checkpoint")
-def test_shipped_checkpoint_generates_a_pitch_its_card_reports():
-    replayed = replay_card_hit("wavegan")
-    if replayed is None:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
-        pytest.xfail("the card reports no generated note within 50 cents (pitch_accuracy 0): undertrained")
-    assert abs(replayed["cents_now"]) <= 50, replayed
 
 
 def test_the_source_path_plays_the_requested_period_and_the_critic_hears_it():

@@ -196,17 +196,3 @@ def test_a_few_seconds_of_training_make_unprimed_notes_at_the_requested_pitch():
     for k, p in enumerate((60, 64)):
         f = median_f0(audio[k], fmin=150.0, fmax=600.0)
         assert f is not None and abs(cents_error(f, p)) <= 50, (p, f)
-
-
-# ---- the shipped checkpoint ---------------------------------------------------------------------------
-
-
-def test_shipped_checkpoint_generates_a_pitch_its_card_reports():
-    from workbench.evaluate import replay_card_hit
-    from workbench.models import has_checkpoint
-
-    assert has_checkpoint("wavenet"), "the WaveNet checkpoint ships with the repository"
-    replayed = replay_card_hit("wavenet")
-    if replayed is None:  # measured, not hidden: the card says this checkpoint has not learned pitch yet
-        pytest.xfail("the card reports no generated note within 50 cents (pitch_accuracy 0): undertrained")
-    assert abs(replayed["cents_now"]) <= 50, replayed

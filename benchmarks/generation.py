@@ -35,9 +35,13 @@ def samplers(model) -> list[str]:
 def time_one(model, method: str, batch: int, seconds: float) -> dict:
     kwargs = {} if method == "default" else {"method": method}
     cond = {}
-    for spec in model.conditioning:
-        if spec.kind == "frames" and hasattr(model, "example_frames"):
+    for spec in model.conditioning:  # a vocoder's mel frames (other curves, such as f0, left to the model)
+        if spec.kind == "frames" and spec.name == "mel" and hasattr(model, "example_frames"):
             cond[spec.name] = model.example_frames(seconds=seconds)
+    if "mel" in cond and any(s.name == "f0_hz" for s in model.conditioning):
+        # a source's f0 given, as the phase lab gives it: the timing is the network's, not pYIN's
+        lo, hi = model.config.pitch_range
+        cond["f0_hz"] = torch.full((cond["mel"].shape[-1],), 440.0 * 2 ** (((lo + hi) / 2 - 69) / 12))
     model.generate(batch, seconds=min(seconds, 0.1), cond=cond or None, generator=0, **kwargs)  # warm-up
     began = time.perf_counter()
     audio = model.generate(batch, seconds=seconds, cond=cond or None, generator=0, **kwargs)

@@ -130,3 +130,15 @@ def test_the_source_f0_is_the_curve_given_else_the_pitch_else_pyin_on_the_clip(n
         z_measured = model.flow(x, model.features_of(x))[0]
         z_told = model.flow(x, model.features_of(x, {"pitch": 60}))[0]
     assert not torch.allclose(z_measured, z_told)
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_a_wrong_f0_curve_is_refused_with_what_was_expected(name):
+    from workbench.errors import ParameterError
+
+    model = create_model(name, "tiny").eval()
+    mel = model.example_frames(0.1)
+    with pytest.raises(ParameterError, match="f0_hz has shape"):
+        model.generate(1, cond={"mel": mel, "f0_hz": mel})  # frames of the wrong kind
+    with pytest.raises(ParameterError, match="NaN"):
+        model.generate(1, cond={"mel": mel, "f0_hz": torch.full((mel.shape[-1],), float("nan"))})

@@ -157,3 +157,21 @@ def f0_from_mel(mel: torch.Tensor, config, n_fft: int) -> torch.Tensor:
     f0 = f0_on_frames(audio.samples[:, 0], config, fmin=440.0 * 2.0 ** ((lo - 12 - 69) / 12),
                       fmax=440.0 * 2.0 ** ((hi + 12 - 69) / 12))
     return F.pad(f0, (0, max(0, n_frames - f0.shape[-1])), mode="replicate")[..., :n_frames]
+
+
+def f0_frames(value, batch: int, n_frames: int, device=None) -> torch.Tensor:
+    """An ``f0_hz`` conditioning value as ``(batch, n_frames)`` float32 Hz, checked.
+
+    Takes ``(n_frames,)`` (shared by the batch) or ``(1 or batch, n_frames)``; finite, >= 0
+    (0 = unvoiced).
+    """
+    from ..errors import ParameterError
+
+    f0 = torch.as_tensor(value, dtype=torch.float32, device=device)
+    f0 = f0[None] if f0.dim() == 1 else f0
+    if f0.dim() != 2 or f0.shape[0] not in (1, batch) or f0.shape[-1] != n_frames:
+        raise ParameterError(f"f0_hz has shape {tuple(torch.as_tensor(value).shape)}; expected ({n_frames},) or "
+                             f"({batch}, {n_frames}): one f0 in Hz per mel frame (the model's estimate_f0 makes it)")
+    if not bool(torch.isfinite(f0).all()) or float(f0.min()) < 0:
+        raise ParameterError("f0_hz holds NaN, infinite or negative values; use 0 for unvoiced frames")
+    return f0.expand(batch, -1)

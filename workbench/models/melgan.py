@@ -67,7 +67,7 @@ from ..layers import (
     wn_conv_transpose1d,
 )
 from ..losses import multi_scale_spectral_loss
-from ._note import f0_from_mel, f0_on_frames, harmonic_source_from_f0, note_specs
+from ._note import f0_frames, f0_from_mel, f0_on_frames, harmonic_source_from_f0, note_specs
 from .base import CondSpec, Encoding, GenerativeModel
 
 LOG_FLOOR = 1e-5  # the floor inside log-mel (the same as note2mel's, so their frames match)
@@ -240,13 +240,12 @@ class MelGAN(GenerativeModel):
         c = self.config
         if not c.source_harmonics:
             return None
-        if f0 is None or f0.dim() != 2 or f0.shape[-1] != n_frames:
-            got = None if f0 is None else tuple(f0.shape)
-            raise ParameterError(f"f0_hz has shape {got}; expected (batch, {n_frames}): one value per mel frame "
-                                 "(make it with MelGAN.estimate_f0 on the clip)")
-        if not bool(torch.isfinite(f0).all()) or float(f0.min()) < 0:
-            raise ParameterError("f0_hz holds NaN, infinite or negative values; use 0 for unvoiced frames")
-        src = harmonic_source_from_f0(f0.to(self.device), c.hop_length, n_frames * c.hop_length, c.sample_rate,
+        if f0 is None:
+            raise ParameterError(f"this MelGAN hears a source: pass f0 (batch, {n_frames}) in Hz, one per mel frame "
+                                 "(MelGAN.estimate_f0 makes it from a clip)")
+        f0 = torch.as_tensor(f0, dtype=torch.float32)
+        f0 = f0_frames(f0, f0.shape[0] if f0.dim() == 2 else 1, n_frames, self.device)
+        src = harmonic_source_from_f0(f0, c.hop_length, n_frames * c.hop_length, c.sample_rate,
                                       c.source_harmonics)
         return src.float()
 
@@ -261,9 +260,8 @@ class MelGAN(GenerativeModel):
         mel = mel.to(self.device).float()
         source = None
         if c.source_harmonics:
-            f0 = self.f0_of_mel(mel) if f0 is None else torch.as_tensor(f0, dtype=torch.float32)
-            f0 = f0[None] if f0.dim() == 1 else f0
-            source = self.source(f0.expand(mel.shape[0], -1) if f0.shape[0] == 1 else f0, mel.shape[-1])
+            f0 = f0_frames(self.f0_of_mel(mel) if f0 is None else f0, mel.shape[0], mel.shape[-1], self.device)
+            source = self.source(f0, mel.shape[-1])
         if c.n_noise:
             noise = torch.randn(mel.shape[0], c.n_noise, mel.shape[-1], generator=generator).to(mel.device)
             mel = torch.cat([mel, temperature * noise], dim=1)  # (batch, n_mels + n_noise, frames)
@@ -292,8 +290,7 @@ class MelGAN(GenerativeModel):
             mel = mel.expand(n, -1, -1)
             length = (mel.shape[-1] - 1) * c.hop_length
         if f0 is not None:
-            f0 = torch.as_tensor(f0, dtype=torch.float32)
-            f0 = (f0[None] if f0.dim() == 1 else f0).expand(n, -1)
+            f0 = f0_frames(f0, n, mel.shape[-1], self.device)
         out = self.vocode(mel, make_generator(generator), temperature, f0)
         return out[..., :length]
 

@@ -43,7 +43,7 @@ from ..dsp.spectral import log_mel
 from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
 from ..layers import AffineCoupling, InvertibleConv1x1, squeeze, unsqueeze, upsample_frames
-from ._note import f0_from_mel, f0_on_frames, harmonic_source_from_f0, note_specs
+from ._note import f0_frames, f0_from_mel, f0_on_frames, harmonic_source_from_f0, note_specs
 from .base import CondSpec, Encoding, GenerativeModel
 
 MU = 255.0
@@ -140,8 +140,7 @@ class FlowVocoder(GenerativeModel):
         if not self.config.source_harmonics:
             return None
         if checked.get("f0_hz") is not None:
-            f0 = torch.as_tensor(checked["f0_hz"], dtype=torch.float32, device=self.device)
-            return (f0[None] if f0.dim() == 1 else f0).expand(batch, -1)
+            return f0_frames(checked["f0_hz"], batch, n_frames, self.device)
         if cond and cond.get("pitch") is not None:
             return self._pitch_f0(checked["pitch"], n_frames)
         if x is not None:
@@ -176,13 +175,11 @@ class FlowVocoder(GenerativeModel):
         c = self.config
         if not c.source_harmonics:
             return feats
-        if f0 is None or f0.dim() != 2 or f0.shape[0] not in (1, batch) or f0.shape[-1] != mel.shape[-1]:
-            got = None if f0 is None else tuple(f0.shape)
-            raise ParameterError(f"f0_hz has shape {got}; expected ({batch}, {mel.shape[-1]}): one value per mel "
-                                 "frame (make it with the model's estimate_f0 on the clip)")
-        if not bool(torch.isfinite(f0).all()) or float(f0.min()) < 0:
-            raise ParameterError("f0_hz holds NaN, infinite or negative values; use 0 for unvoiced frames")
-        src = harmonic_source_from_f0(f0.expand(batch, -1), c.hop_length, n_samples, c.sample_rate, c.source_harmonics)
+        if f0 is None:
+            raise ParameterError(f"this flow hears a source: pass f0 ({batch}, {mel.shape[-1]}) in Hz, one per mel "
+                                 "frame (the model's estimate_f0 makes it from a clip)")
+        f0 = f0_frames(f0, batch, mel.shape[-1], self.device)
+        src = harmonic_source_from_f0(f0, c.hop_length, n_samples, c.sample_rate, c.source_harmonics)
         return torch.cat([feats, src.to(feats)], dim=1)
 
     def features_of(self, x: torch.Tensor, cond: dict | None = None) -> torch.Tensor:
@@ -248,8 +245,7 @@ class FlowVocoder(GenerativeModel):
         else:
             f0 = self.f0_for({"f0_hz": cond.get("f0_hz")}, cond, mel.shape[-1], n, mel=mel)
         if f0 is not None:
-            f0 = torch.as_tensor(f0, dtype=torch.float32, device=self.device)
-            f0 = f0[None] if f0.dim() == 1 else f0
+            f0 = f0_frames(f0, n, mel.shape[-1], self.device)
         n_frames = mel.shape[-1]
         n_samples = max(self.multiple, (n_frames - 1) * self.config.hop_length)
         n_samples -= n_samples % self.multiple

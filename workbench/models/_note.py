@@ -13,6 +13,7 @@ import math
 import numpy as np
 import torch
 
+from ..dsp.synth import midi_to_hz, upsample
 from .base import CondSpec
 
 #: Time constants (seconds) of the note-position features exp(-t / T) (as in WaveNet).
@@ -83,8 +84,6 @@ def harmonic_source_from_f0(f0_frames: torch.Tensor, hop_length: int, n_samples:
     (as in DDSP's oscillator), so the source glides without clicks; its starting phase is
     arbitrary, which suits losses that compare magnitudes (a vocoder's), not waveforms.
     """
-    from ..dsp.synth import upsample
-
     f0 = upsample(torch.nan_to_num(f0_frames.detach().double(), nan=0.0).clamp_min(0.0), n_samples, hop_length)
     cycles = torch.cumsum(f0 / sample_rate, dim=-1)
     cycles = cycles - cycles.floor()  # (batch, time), wrapped to [0, 1)
@@ -124,7 +123,7 @@ def f0_on_frames(x: torch.Tensor, config, fmin: float = 50.0, fmax: float = 2000
     ``config`` gives ``sample_rate``, ``hop_length`` and ``pitch_range`` (its middle is the
     fallback for a clip with no voiced frame).
     """
-    fallback = float(440.0 * 2.0 ** ((sum(config.pitch_range) / 2 - 69.0) / 12.0))
+    fallback = float(midi_to_hz(sum(config.pitch_range) / 2))
     return pyin_f0_frames(x, config.sample_rate, config.hop_length, x.shape[-1] // config.hop_length + 1,
                           fallback, fmin, fmax)
 
@@ -154,8 +153,7 @@ def f0_from_mel(mel: torch.Tensor, config, n_fft: int) -> torch.Tensor:
         audio = gl.generate(mel.shape[0], seconds=(padded.shape[-1] - 1) * hop / config.sample_rate,
                             cond={"mel": padded}, generator=0)
     lo, hi = config.pitch_range
-    f0 = f0_on_frames(audio.samples[:, 0], config, fmin=440.0 * 2.0 ** ((lo - 12 - 69) / 12),
-                      fmax=440.0 * 2.0 ** ((hi + 12 - 69) / 12))
+    f0 = f0_on_frames(audio.samples[:, 0], config, fmin=midi_to_hz(lo - 12), fmax=midi_to_hz(hi + 12))
     return F.pad(f0, (0, max(0, n_frames - f0.shape[-1])), mode="replicate")[..., :n_frames]
 
 
@@ -175,3 +173,19 @@ def f0_frames(value, batch: int, n_frames: int, device=None) -> torch.Tensor:
     if not bool(torch.isfinite(f0).all()) or float(f0.min()) < 0:
         raise ParameterError("f0_hz holds NaN, infinite or negative values; use 0 for unvoiced frames")
     return f0.expand(batch, -1)
+
+
+def f0_source(f0, batch: int, n_frames: int, n_samples: int, config, device=None) -> torch.Tensor:
+    """A vocoder's source ``(batch, 2 * source_harmonics, n_samples)`` float32 from its f0 frames.
+
+    ``config`` gives ``hop_length``, ``sample_rate`` and ``source_harmonics``; ``f0`` is checked by
+    :func:`f0_frames` (None: a ParameterError saying how to make one).
+    """
+    from ..errors import ParameterError
+
+    if f0 is None:
+        raise ParameterError(f"this vocoder hears a source: pass f0_hz ({batch}, {n_frames}) in Hz, one per mel "
+                             "frame (the model's estimate_f0 makes it from a clip)")
+    f0 = f0_frames(f0, batch, n_frames, device)
+    return harmonic_source_from_f0(f0, config.hop_length, n_samples, config.sample_rate,
+                                   config.source_harmonics).float()

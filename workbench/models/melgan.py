@@ -67,7 +67,7 @@ from ..layers import (
     wn_conv_transpose1d,
 )
 from ..losses import multi_scale_spectral_loss
-from ._note import f0_frames, f0_from_mel, f0_on_frames, harmonic_source_from_f0, note_specs
+from ._note import f0_frames, f0_from_mel, f0_on_frames, f0_source, note_specs
 from .base import CondSpec, Encoding, GenerativeModel
 
 LOG_FLOOR = 1e-5  # the floor inside log-mel (the same as note2mel's, so their frames match)
@@ -240,14 +240,9 @@ class MelGAN(GenerativeModel):
         c = self.config
         if not c.source_harmonics:
             return None
-        if f0 is None:
-            raise ParameterError(f"this MelGAN hears a source: pass f0 (batch, {n_frames}) in Hz, one per mel frame "
-                                 "(MelGAN.estimate_f0 makes it from a clip)")
-        f0 = torch.as_tensor(f0, dtype=torch.float32)
-        f0 = f0_frames(f0, f0.shape[0] if f0.dim() == 2 else 1, n_frames, self.device)
-        src = harmonic_source_from_f0(f0, c.hop_length, n_frames * c.hop_length, c.sample_rate,
-                                      c.source_harmonics)
-        return src.float()
+        f0 = torch.as_tensor(f0, dtype=torch.float32) if f0 is not None else None
+        batch = f0.shape[0] if f0 is not None and f0.dim() == 2 else 1
+        return f0_source(f0, batch, n_frames, n_frames * c.hop_length, c, self.device)
 
     # ---- the generator ---------------------------------------------------------------------------------
     def vocode(self, mel: torch.Tensor, generator=None, temperature: float = 1.0,

@@ -43,7 +43,7 @@ from ..dsp.spectral import log_mel
 from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
 from ..layers import AffineCoupling, InvertibleConv1x1, squeeze, unsqueeze, upsample_frames
-from ._note import f0_frames, f0_from_mel, f0_on_frames, harmonic_source_from_f0, note_specs
+from ._note import f0_frames, f0_from_mel, f0_on_frames, f0_source, note_specs
 from .base import CondSpec, Encoding, GenerativeModel
 
 MU = 255.0
@@ -175,11 +175,7 @@ class FlowVocoder(GenerativeModel):
         c = self.config
         if not c.source_harmonics:
             return feats
-        if f0 is None:
-            raise ParameterError(f"this flow hears a source: pass f0 ({batch}, {mel.shape[-1]}) in Hz, one per mel "
-                                 "frame (the model's estimate_f0 makes it from a clip)")
-        f0 = f0_frames(f0, batch, mel.shape[-1], self.device)
-        src = harmonic_source_from_f0(f0, c.hop_length, n_samples, c.sample_rate, c.source_harmonics)
+        src = f0_source(f0, batch, mel.shape[-1], n_samples, c, self.device)
         return torch.cat([feats, src.to(feats)], dim=1)
 
     def features_of(self, x: torch.Tensor, cond: dict | None = None) -> torch.Tensor:

@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dsp.synth import upsample as synth_upsample
+from .errors import ParameterError
+
 
 class CausalConv1d(nn.Conv1d):
     """A dilated convolution that only looks at the present and the past.
@@ -66,6 +69,45 @@ def upsample_frames(frames: torch.Tensor, hop_length: int, n_samples: int) -> to
     index = torch.div(torch.arange(n_samples, device=frames.device) + hop_length // 2, hop_length,
                       rounding_mode="floor").clamp_max(frames.shape[-1] - 1)
     return frames[..., index]
+
+
+class FrameUpsampler(nn.Module):
+    """Frame-rate features to sample rate: ``"repeat"``, ``"linear"`` or ``"learned"``.
+
+    ``"repeat"`` holds each frame for ``hop`` samples (:func:`upsample_frames`): the features
+    step at the frame rate, and a vocoder that hears them can lock its output to that rate.
+    ``"linear"`` interpolates between frame centres (:func:`workbench.dsp.synth.upsample`).
+    ``"learned"`` is WaveGlow's transposed convolution (kernel ``2 hop``, stride ``hop``),
+    started as linear interpolation: a triangle of width ``2 hop`` on each channel.
+    ``(batch, channels, n_frames)`` -> ``(batch, channels, n_samples)``.
+    """
+
+    MODES = ("repeat", "linear", "learned")
+
+    def __init__(self, channels: int, hop_length: int, mode: str = "repeat"):
+        super().__init__()
+        if mode not in self.MODES:
+            raise ParameterError(f"upsample={mode!r} is not one of {self.MODES}")
+        self.hop_length, self.mode = hop_length, mode
+        if mode == "learned":
+            self.conv = nn.ConvTranspose1d(channels, channels, 2 * hop_length, stride=hop_length, padding=hop_length)
+            k = torch.arange(2 * hop_length, dtype=torch.float32)
+            triangle = 1 - (k - hop_length).abs() / hop_length  # weight hop/hop on the frame, 0 a frame away
+            with torch.no_grad():
+                self.conv.weight.zero_()
+                self.conv.weight[range(channels), range(channels)] = triangle
+                self.conv.bias.zero_()
+
+    def forward(self, frames: torch.Tensor, n_samples: int) -> torch.Tensor:
+        if self.mode == "repeat":
+            return upsample_frames(frames, self.hop_length, n_samples)
+        if self.mode == "linear":
+            return synth_upsample(frames, n_samples, self.hop_length)
+        up = self.conv(F.pad(frames, (0, 1), mode="replicate"))  # one more frame: hold the last
+        up = up[..., :n_samples]
+        if up.shape[-1] < n_samples:
+            up = F.pad(up, (0, n_samples - up.shape[-1]), mode="replicate")
+        return up
 
 
 # ---- adversarial building blocks (WaveGAN, GANSynth, MelGAN) -------------------------------------

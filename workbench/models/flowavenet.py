@@ -35,6 +35,7 @@ class FloWaveNetConfig:
     kernel_size: int = 3
     cond_channels: int = 16
     source_harmonics: int = 0  # > 0: the couplings also hear sin/cos of an f0 curve's first harmonics
+    upsample: str = "repeat"  # mel features to sample rate: "repeat" | "linear" | "learned" (FrameUpsampler)
     sigma: float = 1.0
     instruments: tuple = ("piano", "flute", "strings", "trumpet")
     pitch_range: tuple = (48, 72)

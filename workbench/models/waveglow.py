@@ -42,7 +42,7 @@ from ..dsp.quantise import mu_law_encode, mu_law_expand
 from ..dsp.spectral import log_mel
 from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
-from ..layers import AffineCoupling, InvertibleConv1x1, squeeze, unsqueeze, upsample_frames
+from ..layers import AffineCoupling, FrameUpsampler, InvertibleConv1x1, squeeze, unsqueeze
 from ._note import f0_frames, f0_from_mel, f0_on_frames, f0_source, note_specs
 from .base import CondSpec, Encoding, GenerativeModel
 
@@ -64,6 +64,7 @@ class WaveGlowConfig:
     kernel_size: int = 3
     cond_channels: int = 32  # mel features after a small frame-rate conv
     source_harmonics: int = 0  # > 0: the couplings also hear sin/cos of an f0 curve's first harmonics
+    upsample: str = "repeat"  # mel features to sample rate: "repeat" | "linear" | "learned" (FrameUpsampler)
     sigma: float = 1.0  # prior std of z in training
     # data (the notes whose mel is vocoded) and training
     instruments: tuple = ("piano", "flute", "strings", "trumpet")
@@ -105,6 +106,7 @@ class FlowVocoder(GenerativeModel):
         c = self.config
         self.cond_net = nn.Sequential(nn.Conv1d(c.n_mels, c.cond_channels, 3, padding=1), nn.Tanh(),
                                       nn.Conv1d(c.cond_channels, c.cond_channels, 3, padding=1))
+        self.upsampler = FrameUpsampler(c.cond_channels, c.hop_length, c.upsample)
 
     @property
     def cond_width(self) -> int:
@@ -171,7 +173,7 @@ class FlowVocoder(GenerativeModel):
                                  "make it with the model's mel_of")
         if mel.shape[0] not in (1, batch):
             raise ParameterError(f"mel has batch {mel.shape[0]}; expected 1 or {batch}")
-        feats = upsample_frames(self.cond_net(mel), self.config.hop_length, n_samples).expand(batch, -1, -1)
+        feats = self.upsampler(self.cond_net(mel), n_samples).expand(batch, -1, -1)
         c = self.config
         if not c.source_harmonics:
             return feats

@@ -54,6 +54,24 @@ def test_resume_continues_from_the_saved_step(run, tmp_path):
     assert sum(r["wall_time_s"] for r in card["runs"]) == pytest.approx(card["wall_time_s"], abs=0.2)
 
 
+def test_resume_without_optimiser_state_carries_on_from_the_cards_step(run, tmp_path, caplog):
+    import shutil
+
+    copy = tmp_path / "fetched"
+    shutil.copytree(run, copy)
+    (copy / "train_state.pt").unlink()  # a checkpoint copied without its optimiser state
+    before = load_model(copy).state_dict()
+    train("wavenet", steps=8, out=copy, resume=True, eval_every=0, checkpoint_every=100, progress=False,
+          command="test fetched")
+    assert "fresh optimiser moments" in caplog.text
+    assert [r["step"] for r in read_log(copy)][-2:] == [7, 8]
+    after = load_model(copy).state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    card = json.loads((copy / "card.json").read_text())
+    assert [(r["command"], r["from_step"], r["to_step"], r["device"]) for r in card["runs"]] == [
+        ("test", 0, 6, "cpu"), ("test fetched", 6, 8, "cpu")]
+
+
 def test_a_run_stopped_between_checkpoints_still_has_a_card_its_resume_extends(tmp_path, monkeypatch):
     from workbench.models.wavenet import WaveNet
 

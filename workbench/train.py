@@ -150,8 +150,7 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
             model = model_class(name).load(out)
             if overrides:  # e.g. a later phase of the schedule: --set adversarial_start=0
                 model = model.with_config(**overrides)
-            state_file = out / "train_state.pt"
-            state = torch.load(state_file, weights_only=True) if state_file.exists() else None
+            state = _resume_state(out)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
@@ -168,21 +167,22 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
     start = 0
     gen = torch.Generator().manual_seed(seed * 1000 + rank)
     if state is not None:
-        for opt, s in zip(optimizers, state["optimizers"]):
+        for opt, s in zip(optimizers, state.get("optimizers", [])):
             settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
             opt.load_state_dict(s)
             if overrides:  # the moments carry on; learning rates and betas follow the (changed) config
                 for group, fresh in zip(opt.param_groups, settings):
                     group.update(fresh)
         start = int(state["step"])
-        gen.set_state(state["generator"])
+        if "generator" in state:
+            gen.set_state(state["generator"])
     batches = _batches(train_set, batch_size, gen, rank, world)
     sync = _average_gradients if world > 1 else None
 
     def write_card(step: int, wall: float):
         _write_card(model, out, data=data, preset=preset, steps=step, batch_size=batch_size, seed=seed,
                     wall=wall, world=world, command=command, train_set=train_set, test_set=test_set,
-                    resumed_from=start, run_wall=time.time() - began)
+                    resumed_from=start, run_wall=time.time() - began, device=device)
 
     # 3. the loop
     rows: list[dict] = []
@@ -226,6 +226,25 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
         _check_replicas_agree(model)
         dist.barrier()
     return model.cpu().eval()
+
+
+def _resume_state(out: Path) -> dict | None:
+    """What a resumed run carries on from: ``train_state.pt``, or failing that the card's step count.
+
+    A checkpoint copied without its optimiser state (a shipped one, or one fetched from a GPU box)
+    still resumes: the step count and wall time come from ``card.json``; Adam's moments and the
+    data order start afresh, which the warning says.
+    """
+    state_file = out / "train_state.pt"
+    if state_file.exists():
+        return torch.load(state_file, weights_only=True)
+    card_file = out / "card.json"
+    card = json.loads(card_file.read_text()) if card_file.exists() else {}
+    if "steps" not in card:
+        return None
+    log.warning("no train_state.pt in %s: resuming from step %d with fresh optimiser moments and data order",
+                out, card["steps"])
+    return {"step": int(card["steps"]), "wall_time_s": float(card.get("wall_time_s") or 0.0)}
 
 
 def _check_replicas_agree(model):
@@ -281,9 +300,12 @@ def _dataset_description(ds) -> dict:
     return {"type": type(ds).__name__, "n_items": len(ds)}
 
 
-def _training_runs(card: dict, command: str, resumed_from: int, steps: int, run_wall: float) -> list[dict]:
-    """Every command that trained this checkpoint, in order: a resumed run adds to the list."""
-    this = {"command": command, "from_step": resumed_from, "to_step": steps, "wall_time_s": round(run_wall, 1)}
+def _training_runs(card: dict, command: str, resumed_from: int, steps: int, run_wall: float,
+                   device: str = "cpu") -> list[dict]:
+    """Every command that trained this checkpoint, in order, with the device it ran on: a resumed
+    run adds to the list."""
+    this = {"command": command, "from_step": resumed_from, "to_step": steps, "wall_time_s": round(run_wall, 1),
+            "device": device, "cpu_threads": torch.get_num_threads()}
     if not resumed_from:
         return [this]
     runs = list(card.get("runs", []))
@@ -294,12 +316,14 @@ def _training_runs(card: dict, command: str, resumed_from: int, steps: int, run_
 
 
 def _write_card(model, out: Path, *, data, preset, steps, batch_size, seed, wall, world, command,
-                train_set, test_set, resumed_from: int = 0, run_wall: float = 0.0):
+                train_set, test_set, resumed_from: int = 0, run_wall: float = 0.0, device="cpu"):
     card_file = out / "card.json"
     card = json.loads(card_file.read_text()) if card_file.exists() else {}
     last = read_log(out)[-1] if (out / "log.csv").exists() else {}
     command = command if command is not None else " ".join(["workbench", *sys.argv[1:]])
-    runs = _training_runs(card, command, resumed_from, steps, run_wall)
+    device = torch.device(device)
+    runs = _training_runs(card, command, resumed_from, steps, run_wall,
+                          torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
     card.update({
         "model": model.name,
         "family": model.family,

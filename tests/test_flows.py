@@ -3,16 +3,18 @@
 import pytest
 import torch
 
-from workbench.layers import ActNorm, InvertibleConv1x1
+from workbench.dsp.synth import upsample
+from workbench.errors import ParameterError
+from workbench.layers import ActNorm, FrameUpsampler, InvertibleConv1x1
 from workbench.models import create_model, has_checkpoint, load_model
 
 FLOWS = ("waveglow", "flowavenet")
 
 
-def _scrambled(name):
+def _scrambled(name, **overrides):
     """A tiny flow whose couplings and ActNorms are not the identity (fresh ones are)."""
     torch.manual_seed(0)
-    model = create_model(name, "tiny").double().eval()
+    model = create_model(name, "tiny", **overrides).double().eval()
     with torch.no_grad():
         for module in model.modules():
             if hasattr(module, "end"):
@@ -33,8 +35,9 @@ def _cond(model, n_samples):
 
 
 @pytest.mark.parametrize("name", FLOWS)
-def test_flow_inverts_exactly(name):
-    model = _scrambled(name)
+@pytest.mark.parametrize("mode", FrameUpsampler.MODES)
+def test_flow_inverts_exactly(name, mode):
+    model = _scrambled(name, upsample=mode)
     n = 16 * model.multiple
     x = torch.randn(2, 1, n, dtype=torch.float64) * 0.3
     c = _cond(model, n).expand(2, -1, -1)
@@ -60,6 +63,26 @@ def test_log_determinant_equals_slogdet_of_the_autograd_jacobian(name):
     sign, expected = torch.linalg.slogdet(jac)  # (16, 16)
     assert float(sign) != 0
     assert torch.allclose(logdet[0], expected, atol=1e-8)
+
+
+def test_frame_upsampler_repeats_interpolates_and_starts_learning_from_linear():
+    frames = torch.randn(2, 3, 6)
+    hop, n = 8, 5 * 8 + 3
+    repeat = FrameUpsampler(3, hop, "repeat")(frames, n)
+    linear = FrameUpsampler(3, hop, "linear")(frames, n)
+    learned = FrameUpsampler(3, hop, "learned")
+    assert repeat.shape == linear.shape == (2, 3, n)
+    # every mode puts frame j on sample j * hop
+    for up in (repeat, linear, learned(frames, n)):
+        assert torch.allclose(up[..., ::hop], frames[..., : len(range(0, n, hop))], atol=1e-6)
+    # repeat steps once per frame; linear lands halfway between two frames halfway between them
+    assert torch.equal(repeat[..., hop + 1], repeat[..., hop + 3])
+    assert torch.allclose(linear[..., hop + hop // 2], frames[..., 1:3].mean(-1), atol=1e-6)
+    # the transposed convolution starts as linear interpolation, the DSP helper's, and is trainable
+    assert torch.allclose(learned(frames, n), upsample(frames, n, hop), atol=1e-6)
+    assert learned.conv.weight.requires_grad
+    with pytest.raises(ParameterError, match="upsample='cubic'"):
+        FrameUpsampler(3, hop, "cubic")
 
 
 def test_invertible_1x1_conv_starts_with_positive_determinant():

@@ -81,7 +81,8 @@ WAVEGLOW_PRESETS = {
     "tiny": dict(n_mels=16, n_group=4, n_flows=4, n_early_size=1, hidden=8, wn_layers=2, cond_channels=8,
                  instruments=("piano", "flute"), pitch_range=(60, 64), velocities=(100,), note_seconds=0.25,
                  crop_samples=512, source_harmonics=2),
-    "small": dict(source_harmonics=4),
+    # the shipped checkpoint's settings: linear upsampling, and 32 notes a step (8 was too few to learn pitch)
+    "small": dict(source_harmonics=4, upsample="linear", batch_size=32),
 }
 
 

@@ -32,13 +32,16 @@ def table() -> str:
         speed = fastest.get(row["name"], row["samples_per_second"])
         from workbench.models import load_card
 
-        rate = load_card(row["name"]).get("data", {}).get("train", {}).get("sample_rate")
+        card = load_card(row["name"])
+        rate = card.get("data", {}).get("train", {}).get("sample_rate")
         rtf = speed / rate if speed and rate else row["real_time_factor"]
+        devices = {r.get("device", "cpu") for r in card.get("runs", [])} - {"cpu"}
+        where = f" (partly on {', '.join(sorted(devices))})" if devices else ""
         lines.append(
             f"| {row['name']} | {row['family']} | {row['likelihood']} | {_fmt(row['parameters'], '{:,}')} | "
             f"{_fmt(row['bits_per_sample'], '{:.2f}')} | {_fmt(row['pitch_accuracy'], '{:.0%}')} | "
             f"{_fmt(speed, '{:,.0f}')} | {_fmt(rtf, '{:.1f}')} | {_fmt(row['steps'])} | "
-            f"{_fmt(row['wall_time_s'] and row['wall_time_s'] / 60, '{:.0f} min')} |")
+            f"{_fmt(row['wall_time_s'] and row['wall_time_s'] / 60, '{:.0f} min')}{where} |")
     if bench.get("ratios"):
         lines.append("")
         lines.append(f"Generation benchmark ({bench.get('measured_at', '')}, {bench.get('threads')} thread):")

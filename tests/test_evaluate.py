@@ -2,7 +2,10 @@
 
 import json
 
-from workbench.evaluate import evaluate_checkpoint, measure_pitch, pitch_grid
+import torch
+
+from workbench.audio import Audio
+from workbench.evaluate import evaluate_checkpoint, measure_pitch, pitch_grid, reconstruction_pitch
 from workbench.models import create_model
 from workbench.train import train
 
@@ -25,3 +28,26 @@ def test_measure_pitch_counts_hits_within_the_tolerance():
     report = measure_pitch(model, grid, seeds=(0,))
     assert report["temperature"] == 1.0 and len(report["notes"]) == len(grid)
     assert report["pitch_accuracy"] == 1.0 and all(abs(n["cents"]) <= 50 for n in report["notes"])
+
+
+def test_reconstruction_pitch_hears_what_the_decoder_rebuilds():
+    model = create_model("vae", "tiny")
+
+    class Perfect:  # an autoencoder that gives the note back: every note at its pitch
+        family, sample_rate, config = "latent", model.sample_rate, model.config
+
+        def encode(self, audio, cond):
+            return audio
+
+        def decode(self, encoding):
+            return encoding
+
+    class Silent(Perfect):  # a decoder that has learned nothing
+        def decode(self, encoding):
+            return Audio(torch.zeros_like(encoding.samples), encoding.sample_rate)
+
+    perfect = reconstruction_pitch(Perfect(), max_notes=3)  # the tiny preset holds out fewer notes
+    assert perfect["reconstruction_pitch_accuracy"] == 1.0 and 1 <= perfect["reconstruction_notes"] <= 3
+    assert reconstruction_pitch(Silent(), max_notes=3)["reconstruction_pitch_accuracy"] == 0.0
+    # and the real model runs through it (an untrained one may rebuild nothing)
+    assert 0.0 <= reconstruction_pitch(model, max_notes=2)["reconstruction_pitch_accuracy"] <= 1.0

@@ -14,7 +14,7 @@ WITH_NOTES = [name for name in list_checkpoints() if "notes" in load_card(name).
 
 
 def test_the_pitch_playing_checkpoints_ship_with_their_notes():
-    assert {"wavenet", "samplernn", "gansynth", "wavegan", "melgan", "waveglow", "flowavenet", "vqvae"} <= set(WITH_NOTES)
+    assert {"wavenet", "samplernn", "gansynth", "wavegan", "melgan", "waveglow", "flowavenet", "vae", "vqvae"} <= set(WITH_NOTES)
 
 
 @pytest.mark.parametrize("name", WITH_NOTES)

@@ -51,3 +51,10 @@ def test_shipped_checkpoint_loads_and_generates():
     model = load_model("vae")
     audio = model.generate(1, seconds=0.2, cond={"pitch": 60}, generator=0)
     assert bool(torch.isfinite(audio.samples).all()) and float(audio.samples.abs().max()) > 1e-4
+
+
+def test_shipped_checkpoint_rebuilds_held_out_notes_at_their_pitch_from_the_posterior():
+    from workbench.evaluate import reconstruction_pitch
+
+    model = load_model("vae")
+    assert reconstruction_pitch(model, max_notes=3)["reconstruction_pitch_accuracy"] == 1.0

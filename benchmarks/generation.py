@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from workbench.dsp.synth import midi_to_hz
 from workbench.models import list_checkpoints, load_model
 
 HERE = Path(__file__).resolve().parent
@@ -41,7 +42,7 @@ def time_one(model, method: str, batch: int, seconds: float) -> dict:
     if "mel" in cond and any(s.name == "f0_hz" for s in model.conditioning):
         # a source's f0 given, as the phase lab gives it: the timing is the network's, not pYIN's
         lo, hi = model.config.pitch_range
-        cond["f0_hz"] = torch.full((cond["mel"].shape[-1],), 440.0 * 2 ** (((lo + hi) / 2 - 69) / 12))
+        cond["f0_hz"] = torch.full((cond["mel"].shape[-1],), float(midi_to_hz((lo + hi) / 2)))
     model.generate(batch, seconds=min(seconds, 0.1), cond=cond or None, generator=0, **kwargs)  # warm-up
     began = time.perf_counter()
     audio = model.generate(batch, seconds=seconds, cond=cond or None, generator=0, **kwargs)

@@ -67,8 +67,8 @@ def test_bad_velocity_seconds_split_and_source_raise():
         Notes(source="synth", velocities=(0,))
     with pytest.raises(ParameterError, match=r"seconds=0 must be in \(0, 30\]"):
         Notes(source="synth", seconds=0)
-    with pytest.raises(ParameterError, match="split='validation' must be 'all', 'train' or 'test'"):
-        Notes(source="synth", split="validation")
+    with pytest.raises(ParameterError, match="split='valid' must be one of all, train, validation, test"):
+        Notes(source="synth", split="valid")
     with pytest.raises(ParameterError, match="source='midi'.*'soundfont' or 'synth'"):
         Notes(source="midi")
 
@@ -159,18 +159,19 @@ def test_synth_params_describe_the_note_and_are_refused_for_soundfont():
         Notes(source="soundfont", instruments=("piano",), pitches=(60,)).params(0)
 
 
-def test_train_and_test_splits_are_disjoint_and_cover_the_grid():
+def test_train_validation_and_test_splits_are_disjoint_and_cover_the_grid():
     kwargs = dict(source="synth", pitches=range(36, 85), velocities=(64, 100))
     every = Notes(**kwargs)
-    train = Notes(split="train", **kwargs)
-    test = Notes(split="test", **kwargs)
-    assert set(train.items).isdisjoint(test.items)
-    assert set(train.items) | set(test.items) == set(every.items)
-    assert len(train) + len(test) == len(every) == 4 * 49 * 2
-    assert 0.05 < len(test) / len(every) < 0.2  # about 1 in 10
+    parts = {split: set(Notes(split=split, **kwargs).items) for split in ("train", "validation", "test")}
+    assert parts["train"].isdisjoint(parts["test"]) and parts["train"].isdisjoint(parts["validation"])
+    assert parts["validation"].isdisjoint(parts["test"])
+    assert parts["train"] | parts["validation"] | parts["test"] == set(every.items)
+    assert sum(map(len, parts.values())) == len(every) == 4 * 49 * 2
+    for held in ("validation", "test"):
+        assert 0.05 < len(parts[held]) / len(every) < 0.2  # about 1 in 10 each
     # the split depends on the note, not on what else is in the dataset
     small = Notes(source="synth", pitches=range(36, 60), velocities=(64, 100), split="test")
-    assert set(small.items) <= set(test.items)
+    assert set(small.items) <= parts["test"]
 
 
 def test_index_out_of_range_and_unknown_note():

@@ -157,12 +157,11 @@ def test_log_gains_columns_that_appear_mid_run(tmp_path):
 def test_cli_render_notes_fills_a_cache_that_training_reads(tmp_path, monkeypatch, capsys):
     from workbench import data
     from workbench.models import create_model
-    from workbench.train import make_datasets
+    from workbench.train import make_dataset
 
     cache = tmp_path / "cache"
     assert main(["render-notes", "wavenet", "--preset", "tiny", "--cache", str(cache)]) == 0
-    train_set, test_set = make_datasets(create_model("wavenet", "tiny"))
-    assert len(list(cache.glob("*.npy"))) == len(train_set) + len(test_set)
+    assert len(list(cache.glob("*.npy"))) == len(make_dataset(create_model("wavenet", "tiny"), "notes", "all"))
     assert str(cache) in capsys.readouterr().out
     assert "WORKBENCH_NOTES_CACHE" not in os.environ  # the command leaves the environment as it was
 

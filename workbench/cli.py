@@ -68,7 +68,7 @@ def cmd_render_notes(args) -> int:
     from tqdm.auto import tqdm
 
     from .models import create_model
-    from .train import make_datasets
+    from .train import make_dataset
 
     before = os.environ.get("WORKBENCH_NOTES_CACHE")
     os.environ["WORKBENCH_NOTES_CACHE"] = str(args.cache)  # what make_datasets' Notes read
@@ -76,7 +76,7 @@ def cmd_render_notes(args) -> int:
     try:
         for name in args.model:
             model = create_model(name, args.preset, **_overrides(args.set))
-            for ds in make_datasets(model, "notes"):
+            for ds in [make_dataset(model, "notes", "all")]:
                 for i in tqdm(range(len(ds)), desc=f"{name} {getattr(ds, 'split', '')}", leave=False):
                     ds[i]
                 n += len(ds)

@@ -189,6 +189,11 @@ class NoteParams:
     envelope: np.ndarray
 
 
+#: The splits of every dataset: ``train`` to fit, ``validation`` to choose steps and settings,
+#: ``test`` for the numbers a card reports.
+SPLITS = ("all", "train", "validation", "test")
+
+
 class Notes(Dataset):
     """Single notes, pitch x instrument x velocity, like a small NSynth.
 
@@ -210,8 +215,11 @@ class Notes(Dataset):
     hold_seconds : float, optional
         When the key is released; three quarters of ``seconds`` by default.
     sample_rate : int
-    split : {"all", "train", "test"}
-        A fixed, deterministic 1-in-``test_every`` held-out share of the grid.
+    split : {"all", "train", "validation", "test"}
+        ``test`` and ``validation`` are fixed, deterministic, disjoint 1-in-``test_every`` shares
+        of the grid (by a hash of the note, so a note's split does not depend on the rest of the
+        grid); ``train`` is the rest. Training evaluates and selects on ``validation``; the
+        numbers a card reports come from ``test``.
     soundfont : path, optional
         Another .sf2 file (also ``$WORKBENCH_SOUNDFONT``).
     cache_dir : path, optional
@@ -261,8 +269,8 @@ class Notes(Dataset):
                 raise ParameterError(f"velocity={v} is outside MIDI 1..127")
         if not seconds > 0 or seconds > 30:
             raise ParameterError(f"seconds={seconds} must be in (0, 30]")
-        if split not in ("all", "train", "test"):
-            raise ParameterError(f"split={split!r} must be 'all', 'train' or 'test'")
+        if split not in SPLITS:
+            raise ParameterError(f"split={split!r} must be one of {', '.join(SPLITS)}")
         self.source = source
         self.instruments = tuple(instruments)
         self.pitches = pitches
@@ -275,8 +283,7 @@ class Notes(Dataset):
         self.soundfont = soundfont
         grid = list(itertools.product(self.instruments, self.pitches, self.velocities))
         if split != "all":
-            in_test = [self._is_test(i, p, v) for i, p, v in grid]
-            grid = [g for g, t in zip(grid, in_test) if t == (split == "test")]
+            grid = [g for g in grid if self.split_of(*g) == split]
         self.items = grid
         self._cache: dict[int, torch.Tensor] = {}
         cache_dir = cache_dir if cache_dir is not None else os.environ.get("WORKBENCH_NOTES_CACHE")
@@ -297,9 +304,10 @@ class Notes(Dataset):
         return self.cache_dir / (f"{self.source}-{font}-{instrument}-{pitch}-{velocity}-{self.sample_rate}Hz-"
                                  f"{self.seconds:g}s-hold{self.hold_seconds:g}s.npy")
 
-    def _is_test(self, instrument: str, pitch: int, velocity: int) -> bool:
-        key = f"{instrument}:{pitch}:{velocity}".encode()
-        return zlib.crc32(key) % self.test_every == 0
+    def split_of(self, instrument: str, pitch: int, velocity: int) -> str:
+        """``"test"``, ``"validation"`` or ``"train"``: where a note belongs, from a hash of the note alone."""
+        bucket = zlib.crc32(f"{instrument}:{pitch}:{velocity}".encode()) % self.test_every
+        return {0: "test", 1: "validation"}.get(bucket, "train")
 
     @cached_property
     def _renderer(self) -> SoundFontRenderer:

@@ -99,9 +99,9 @@ def reconstruction_pitch(model: GenerativeModel, max_notes: int = 20, tolerance_
     decoder works and the prior's latents are what it cannot use.
     """
     from .audio import Audio
-    from .train import make_datasets
+    from .train import make_dataset
 
-    _, test_set = make_datasets(model, "notes")
+    test_set = make_dataset(model, "notes", "test")
     hits = []
     for i in range(min(len(test_set), max_notes)):
         samples, cond = test_set[i]
@@ -117,9 +117,9 @@ def held_out_bits(model: GenerativeModel, max_notes: int = 32) -> float | None:
     """Mean bits per sample of the model's held-out notes (None without a likelihood)."""
     if model.likelihood == "none":
         return None
-    from .train import make_datasets
+    from .train import make_dataset
 
-    _, test_set = make_datasets(model, "notes")
+    test_set = make_dataset(model, "notes", "test")
     values = []
     for i in range(min(len(test_set), max_notes)):
         samples, cond = test_set[i]

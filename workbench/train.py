@@ -34,23 +34,35 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_datasets(model: GenerativeModel, data: str = "notes"):
-    """Train and held-out datasets matching the model's config (rate, instruments, pitches)."""
+def make_dataset(model: GenerativeModel, data: str = "notes", split: str = "train"):
+    """One split (``train``, ``validation``, ``test`` or ``all``) of the data matching the model's
+    config (rate, instruments, pitches).
+
+    ``data`` is ``"notes"`` (the model's configured note source), ``"soundfont"``, ``"synth"`` or a
+    folder of audio files (its segments split 80 / 10 / 10 in order).
+    """
     c = model.config
     if data in ("notes", "soundfont", "synth"):
         source = getattr(c, "data_source", "soundfont") if data == "notes" else data
         low, high = getattr(c, "pitch_range", (48, 72))
-        kwargs = dict(source=source, instruments=getattr(c, "instruments", None),
-                      pitches=range(low, high + 1), velocities=getattr(c, "velocities", (100,)),
-                      seconds=getattr(c, "note_seconds", 1.0), sample_rate=c.sample_rate)
-        return Notes(split="train", **kwargs), Notes(split="test", **kwargs)
+        return Notes(source=source, instruments=getattr(c, "instruments", None),
+                     pitches=range(low, high + 1), velocities=getattr(c, "velocities", (100,)),
+                     seconds=getattr(c, "note_seconds", 1.0), sample_rate=c.sample_rate, split=split)
     path = Path(data)
     if path.is_dir():
         full = AudioFolder(path, getattr(c, "note_seconds", 1.0), c.sample_rate)
-        n_test = max(1, len(full) // 10)
-        return (torch.utils.data.Subset(full, range(n_test, len(full))) if len(full) > 1 else full,
-                torch.utils.data.Subset(full, range(n_test)))
+        n_held = max(1, len(full) // 10) if len(full) >= 3 else 0
+        ranges = {"test": range(n_held), "validation": range(n_held, 2 * n_held),
+                  "train": range(2 * n_held, len(full)), "all": range(len(full))}
+        if split not in ranges:
+            raise ParameterError(f"split={split!r} must be one of {', '.join(ranges)}")
+        return full if split == "all" or not n_held and split == "train" else torch.utils.data.Subset(full, ranges[split])
     raise ParameterError(f"data={data!r} is not 'notes', 'soundfont', 'synth' or a folder of audio files")
+
+
+def make_datasets(model: GenerativeModel, data: str = "notes"):
+    """The training set and the validation set that training evaluates on (never the test set)."""
+    return make_dataset(model, data, "train"), make_dataset(model, data, "validation")
 
 
 def _batches(dataset, batch_size: int, generator: torch.Generator, rank: int = 0, world: int = 1):
@@ -162,7 +174,7 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
     batch_size = batch_size or getattr(model.config, "batch_size", 8)
 
     # 2. data, optimisers, RNG for crops and order
-    train_set, test_set = make_datasets(model, data)
+    train_set, valid_set = make_datasets(model, data)
     optimizers = model.configure_optimizers()
     start = 0
     gen = torch.Generator().manual_seed(seed * 1000 + rank)
@@ -181,7 +193,7 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
 
     def write_card(step: int, wall: float):
         _write_card(model, out, data=data, preset=preset, steps=step, batch_size=batch_size, seed=seed,
-                    wall=wall, world=world, command=command, train_set=train_set, test_set=test_set,
+                    wall=wall, world=world, command=command, train_set=train_set, valid_set=valid_set,
                     resumed_from=start, run_wall=time.time() - began, device=device)
 
     # 3. the loop
@@ -206,7 +218,7 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
         row = {"step": step, **logs}
         last_step = step == steps or (max_minutes is not None and time.time() - began > 60 * max_minutes)
         if eval_every and (step % eval_every == 0 or last_step) and is_main:
-            row.update(evaluate_loss(model, test_set, batch_size))
+            row.update(evaluate_loss(model, valid_set, batch_size))
             model.train()
         rows.append(row)
         if bar is not None:
@@ -316,7 +328,7 @@ def _training_runs(card: dict, command: str, resumed_from: int, steps: int, run_
 
 
 def _write_card(model, out: Path, *, data, preset, steps, batch_size, seed, wall, world, command,
-                train_set, test_set, resumed_from: int = 0, run_wall: float = 0.0, device="cpu"):
+                train_set, valid_set, resumed_from: int = 0, run_wall: float = 0.0, device="cpu"):
     card_file = out / "card.json"
     card = json.loads(card_file.read_text()) if card_file.exists() else {}
     last = read_log(out)[-1] if (out / "log.csv").exists() else {}
@@ -332,7 +344,10 @@ def _write_card(model, out: Path, *, data, preset, steps, batch_size, seed, wall
         "parameters": model.n_parameters,
         "command": command,
         "runs": runs,
-        "data": {"name": data, "train": _dataset_description(train_set), "test": _dataset_description(test_set)},
+        "data": {"name": data, "train": _dataset_description(train_set),
+                 "validation": _dataset_description(valid_set),
+                 "selection": "the eval_* numbers in the log are on the validation split; "
+                              "metrics (workbench evaluate) are on the test split"},
         "steps": steps,
         "batch_size": batch_size,
         "seed": seed,

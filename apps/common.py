@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from workbench.audio import Audio  # noqa: E402
 from workbench.errors import AudioError, MissingDependencyError, WorkbenchError  # noqa: E402
+from workbench.models.capabilities import ClipFrames, Vocoder  # noqa: E402
 
 #: Sample rate of the labs (phase, mu-law): the example clips' rate.
 LAB_SAMPLE_RATE = 16_000
@@ -104,41 +105,33 @@ def available_models(extra_checkpoints: dict | None = None) -> tuple[dict, dict[
 
 
 def vocoders(models: dict) -> dict:
-    """The models that turn mel frames into a waveform (their conditioning has a ``mel`` spec)."""
-    return {label: m for label, m in models.items()
-            if any(s.name == "mel" and s.kind == "frames" for s in m.conditioning)}
-
-
-#: How a model computes each kind of dense conditioning from samples ``(batch, time)``:
-#: the method it exposes for it (``mel_of`` for vocoders, DDSP's ``estimate_f0`` and ``loudness``).
-FRAME_METHODS = {"mel": "mel_of", "f0_hz": "estimate_f0", "loudness_db": "loudness"}
+    """The models that turn mel frames into a waveform (those declaring :class:`Vocoder`)."""
+    return {label: m for label, m in models.items() if isinstance(m, Vocoder)}
 
 
 def frames_from_clip(model, name: str, audio: Audio):
-    """The ``name`` frames (``mel``, ``f0_hz``, ``loudness_db``) that ``model`` would compute from ``audio``.
+    """The ``name`` frames (``mel``, ``f0_hz``, ``loudness_db``) that ``model`` measures on ``audio``.
 
     Returns
     -------
-    Tensor ``(..., frames)`` for one clip (the batch dimension removed).
+    Tensor ``(..., frames)`` for one clip.
 
     Raises
     ------
     WorkbenchError
-        The model exposes no method for these frames (see :data:`FRAME_METHODS`).
+        The model cannot measure these frames on a clip (it does not declare :class:`ClipFrames`).
     """
-    method = FRAME_METHODS.get(name)
-    if method is None or not hasattr(model, method):
-        raise WorkbenchError(
-            f"{model.name} takes {name!r} frames but the studio does not know how to compute them from a "
-            f"clip (it looks for a {method or 'known'} method); pick the '(none)' choice"
-        )
+    if not isinstance(model, ClipFrames):
+        raise WorkbenchError(f"{model.name} cannot measure {name!r} frames on a clip; pick the '(none)' choice")
     mono = audio.resample(model.sample_rate).to_mono()
-    return getattr(model, method)(mono.samples[:, 0])[0]
+    return model.frames_from_clip(name, mono.samples[0, 0])
 
 
-def mel_frames(model, audio: Audio):
-    """The log-mel frames ``(n_mels, frames)`` ``model`` conditions on, from ``audio``."""
-    return frames_from_clip(model, "mel", audio)
+def clip_frames(model: ClipFrames, audio: Audio) -> dict:
+    """Every dense conditioning ``model`` measures on ``audio`` (a vocoder's mel, and the f0 of its
+    source where it has one): a ``cond`` dict."""
+    mono = audio.resample(model.sample_rate).to_mono()
+    return model.clip_frames(mono.samples[0, 0])
 
 
 # ---- clips -----------------------------------------------------------------------------------------

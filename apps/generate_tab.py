@@ -10,6 +10,7 @@ import math
 import time
 
 import gradio as gr
+import torch
 
 import workbench.viz as viz
 from apps import common
@@ -23,9 +24,10 @@ MIN_SECONDS, STEP_SECONDS = 0.05, 0.05
 
 
 def default_seconds(model) -> float:
-    """A length that answers quickly: autoregressive models sample one step per sample."""
-    seconds = float(getattr(model.config, "note_seconds", 1.0))
-    return min(seconds, 0.5) if model.family == "autoregressive" else seconds
+    """A length that answers quickly: the model's own, or at most 0.5 s where generation is slow
+    (not measured as :attr:`~workbench.models.base.GenerativeModel.interactive`)."""
+    seconds = model.default_seconds if model.max_seconds is None else min(model.default_seconds, model.max_seconds)
+    return seconds if model.interactive else min(seconds, 0.5)
 
 
 def describe(model) -> str:
@@ -55,6 +57,24 @@ def control_for(spec):
                          info=f"{spec.help} (this checkpoint knows only this value)")
     return gr.Number(spec.default, label=label, info=spec.help,
                      precision=0 if spec.kind == "int" else None)
+
+
+def seconds_control(model):
+    """The length control: a slider, or the fixed length shown where the model has one."""
+    if model.max_seconds is not None:
+        return gr.Number(round(model.max_seconds, 3), label="seconds", interactive=False,
+                         info=f"{model.name} always makes {model.max_seconds:.3g} s (its generator's fixed size)")
+    return gr.Slider(MIN_SECONDS, 4.0, value=default_seconds(model), step=STEP_SECONDS, label="seconds",
+                     info="frame-level conditions from a clip are cut to this length" if model.interactive
+                     else "this model is slow to sample (measured): keep it short")
+
+
+def temperature_control(model):
+    """The temperature slider, starting at the model's own default; hidden where it changes nothing."""
+    default = model.default_temperature
+    note = "" if default == 1.0 else f" (this model's default is {default:g}, as its authors sample)"
+    return gr.Slider(0.05, 2.0, value=default, step=0.05, label="temperature", visible=model.uses_temperature,
+                     info="scales the sampling noise or logits; 1 samples the model as trained" + note)
 
 
 def pitch_text(midi) -> str:
@@ -119,7 +139,7 @@ def generate(label: str, model, flags: common.CancelFlags, values, progress, req
                                generator=int(seed or 0), progress=callback)
         took = time.perf_counter() - began
         shown = {k: (f"{v} ({note_name(v)})" if k == "pitch" else v)
-                 for k, v in cond.items() if not hasattr(v, "shape")}
+                 for k, v in cond.items() if not isinstance(v, torch.Tensor)}
         shown.update({spec.name: f"from '{value}'" for spec, value in zip(specs, cond_values)
                       if spec.kind == "frames" and value != NO_FRAMES})
         title = ", ".join(f"{k} {v}" for k, v in shown.items()) or label
@@ -173,16 +193,10 @@ def build(models: dict, failures: dict, flags: common.CancelFlags) -> None:
                             note = gr.Markdown(pitch_text(spec.default))
                             control.change(pitch_text, control, note, queue=False,
                                            show_progress="hidden", api_visibility="private")
-                    slow = model.family == "autoregressive"
-                    seconds = gr.Slider(MIN_SECONDS, 4.0, value=default_seconds(model), step=STEP_SECONDS,
-                                        label="seconds",
-                                        info="autoregressive models sample one step per sample: keep it short"
-                                        if slow else "frame-level conditions from a clip are cut to this length")
+                    seconds = seconds_control(model)
+                    temperature = temperature_control(model)
                 columns.append(column)
-                per_model.append((label, model, controls, seconds))
-            temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="temperature",
-                                    info="scales the sampling noise or logits; 1 samples the model as trained "
-                                         "(the flows' authors sample at 0.6, the library's default for them)")
+                per_model.append((label, model, controls, seconds, temperature))
             seed = gr.Number(0, precision=0, minimum=0, maximum=2**31 - 1, label="seed",
                              info="the same seed gives the same sound")
             view = gr.Radio(list(VIEWS), value="none", label="extra plot")
@@ -204,7 +218,7 @@ def build(models: dict, failures: dict, flags: common.CancelFlags) -> None:
 
     outputs = [out_audio, out_plot, ref_audio, ref_plot, info]
     events = []
-    for (label, model, controls, seconds), button in zip(per_model, buttons):
+    for (label, model, controls, seconds, temperature), button in zip(per_model, buttons):
         inputs = [*controls, seconds, temperature, seed, view, measure]
 
         def handler(values, progress, request, label=label, model=model):
@@ -219,7 +233,7 @@ def build(models: dict, failures: dict, flags: common.CancelFlags) -> None:
         fn = common.with_positional_inputs(len(inputs), handler)
         events.append(button.click(fn, inputs, outputs, api_name=common.endpoint("generate", label),
                                    concurrency_limit=1, concurrency_id="generate"))
-        if model.family != "autoregressive":  # fast models answer every control change
+        if model.interactive:  # models measured fast enough answer every control change
             live = common.with_positional_inputs(len(inputs) + 1, live_handler)
             for control in controls:
                 if isinstance(control, gr.Slider):

@@ -19,9 +19,9 @@ from workbench.audio import Audio
 
 VERSIONS = ("original", "random phase", "zero phase", "Griffin-Lim")
 VIEWS = {"phase": "phase", "instantaneous frequency": "if"}
-#: Vocoders run on at most this much of the clip (autoregressive ones sample step by step).
-VOCODER_SECONDS = {"autoregressive": 0.5}
-VOCODER_DEFAULT_SECONDS = 4.0
+#: Vocoders run on at most this much of the clip: interactive ones (``model.interactive``, measured)
+#: on all of it, the others on a short piece.
+VOCODER_SECONDS = {True: 4.0, False: 0.5}
 FIGURE_WIDTH = 6.0  # inches: two versions side by side
 
 
@@ -78,11 +78,9 @@ def vocode(label: str, model, flags: common.CancelFlags, example, upload, view, 
     """Mel frames of the clip -> the vocoder's waveform, with its figure and distances."""
     with common.user_errors():
         clip, what = common.choose_clip(example, upload, sample_rate=model.sample_rate)
-        limit = VOCODER_SECONDS.get(model.family, VOCODER_DEFAULT_SECONDS)
+        limit = VOCODER_SECONDS[model.interactive]
         clip = clip.trim(min(clip.seconds, limit))
-        cond = {"mel": common.mel_frames(model, clip)}
-        if any(s.name == "f0_hz" and s.kind == "frames" for s in model.conditioning):
-            cond["f0_hz"] = common.frames_from_clip(model, "f0_hz", clip)  # a source's f0, measured on the clip
+        cond = common.clip_frames(model, clip)  # the mel, and a source's f0 measured on the clip itself
         session = common.session_of(request)
         flags.reset(session)
         callback = common.progress_callback(progress, flags, session, f"vocoding with {label}")

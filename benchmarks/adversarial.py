@@ -26,7 +26,7 @@ import torch
 from workbench.data import Notes
 from workbench.dsp.spectral import log_mel
 from workbench.metrics import hop_periodicity, multi_resolution_stft_distance
-from workbench.models import checkpoint_dir, create_model, has_checkpoint, load_model
+from workbench.models import Vocoder, checkpoint_dir, create_model, has_checkpoint, load_model
 
 N_SAMPLES = 8
 
@@ -48,7 +48,7 @@ def diversity(model) -> dict:
     c = model.config
     pitch = (c.pitch_range[0] + c.pitch_range[1]) // 2
     instrument = c.instruments[0]
-    seconds = getattr(model, "n_samples", int(c.note_seconds * c.sample_rate)) / c.sample_rate
+    seconds = model.max_seconds or model.default_seconds
     out = model.generate(N_SAMPLES, seconds=seconds, cond={"pitch": pitch, "instrument": instrument}, generator=0)
     samples = [out.samples[i, 0] for i in range(N_SAMPLES)]
     real = Notes(source=c.data_source, instruments=(instrument,), pitches=range(pitch - 2, pitch + 3),
@@ -102,7 +102,7 @@ def main():
     for name in args.models:
         began = time.time()
         model = load_model(name) if has_checkpoint(name) else create_model(name, "tiny")
-        metrics = vocoder_table(model) if name == "melgan" else diversity(model)
+        metrics = vocoder_table(model) if isinstance(model, Vocoder) else diversity(model)
         metrics["benchmark_seconds"] = round(time.time() - began, 1)
         print(f"{name}:")
         for k, v in metrics.items():

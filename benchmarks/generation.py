@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from workbench.dsp.synth import midi_to_hz
-from workbench.models import list_checkpoints, load_model
+from workbench.models import Vocoder, list_checkpoints, load_model
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,17 +28,16 @@ CLIP_SECONDS = {"naive": 0.1, "cached": 0.25, "fast": 1.0, "default": 1.0}
 
 
 def samplers(model) -> list[str]:
-    if model.name == "wavenet":
-        return ["naive", "cached", "fast"]
-    return ["default"]
+    """The samplers a model offers (its declared ``method`` option, without ``auto``), or its one default."""
+    methods = [m for m in model.generate_options.get("method", ()) if m != "auto"]
+    return methods or ["default"]
 
 
 def time_one(model, method: str, batch: int, seconds: float) -> dict:
     kwargs = {} if method == "default" else {"method": method}
     cond = {}
-    for spec in model.conditioning:  # a vocoder's mel frames (other curves, such as f0, left to the model)
-        if spec.kind == "frames" and spec.name == "mel" and hasattr(model, "example_frames"):
-            cond[spec.name] = model.example_frames(seconds=seconds)
+    if isinstance(model, Vocoder):  # a vocoder's mel frames (other curves, such as f0, left to the model)
+        cond["mel"] = model.example_frames(seconds=seconds)
     if "mel" in cond and any(s.name == "f0_hz" for s in model.conditioning):
         # a source's f0 given, as the phase lab gives it: the timing is the network's, not pYIN's
         lo, hi = model.config.pitch_range

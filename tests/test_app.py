@@ -55,7 +55,7 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("checkpoints")
     torch.manual_seed(0)
     create_model("wavenet", "tiny").save(root / "tiny")
-    create_model("wavenet", "vocoder-tiny").save(root / "vocoder")
+    create_model("wavenet_vocoder", "tiny").save(root / "vocoder")
     return {"tiny-wavenet": str(root / "tiny"), "tiny-vocoder": str(root / "vocoder")}
 
 
@@ -190,7 +190,7 @@ def test_phase_lab_on_an_example_clip(client):
 
 
 def test_vocoder_returns_a_clip_of_the_input_length(client, monkeypatch):
-    monkeypatch.setattr(phase_lab, "VOCODER_SECONDS", {"autoregressive": 0.1})
+    monkeypatch.setattr(phase_lab, "VOCODER_SECONDS", {True: 0.1, False: 0.1})
     path, _fig, text = client.predict("flute", None, "phase", api_name="/vocode_tiny_vocoder")
     x, rate = read(path)
     assert rate == 8000

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from workbench.layers import MultiScaleDiscriminator, feature_matching_loss, random_window_starts
+from workbench.layers import MultiScaleDiscriminator, random_window_starts
+from workbench.losses import feature_matching_loss
 from workbench.models import create_model, has_checkpoint
 
 

@@ -7,18 +7,14 @@ import torch
 
 from workbench import Audio
 from workbench.errors import ParameterError, UnsupportedError, WorkbenchError
-from workbench.models import create_model, list_models, load_model
+from workbench.models import Vocoder, create_model, list_models, load_model
 from workbench.models.base import FAMILIES, LIKELIHOODS, CondSpec, Encoding
 
 
-def _cond_for(model, n=1):
+def _cond_for(model, n=1, seconds=0.1):
     """Default conditioning, with a vocoder's mel frames made from a short clip (other curves,
     such as f0, are left to the model, as the app leaves them by default)."""
-    cond = {}
-    for spec in model.conditioning:
-        if spec.kind == "frames" and spec.name == "mel":
-            cond[spec.name] = model.example_frames(seconds=0.1) if hasattr(model, "example_frames") else None
-    return {k: v for k, v in cond.items() if v is not None}
+    return {"mel": model.example_frames(seconds=seconds)} if isinstance(model, Vocoder) else {}
 
 
 @pytest.fixture(params=list_models())
@@ -164,3 +160,31 @@ def test_unknown_model_and_preset_errors_name_the_choices():
         create_model(list_models()[0], "enormous")
     with pytest.raises(WorkbenchError):
         load_model("/no/such/folder")
+
+
+def test_generate_options_are_declared_checked_and_leave_no_state(model):
+    before = {k: v for k, v in vars(model).items() if not k.startswith("_")}
+    with pytest.raises(ParameterError, match="has no option no_such_option"):
+        model.generate(1, seconds=0.05, cond=_cond_for(model), no_such_option=1)
+    for option, values in model.generate_options.items():
+        with pytest.raises(ParameterError, match=f"{option}='bogus' must be one of"):
+            model.generate(1, seconds=0.05, cond=_cond_for(model), **{option: "bogus"})
+        for value in values:
+            model.generate(1, seconds=0.01, cond=_cond_for(model), generator=0, **{option: value})
+    after = {k: v for k, v in vars(model).items() if not k.startswith("_")}
+    assert before.keys() == after.keys()  # a shared model keeps no per-call state
+
+
+def test_no_temperature_means_the_models_own_default(model):
+    cond = _cond_for(model)
+    default = model.generate(1, seconds=0.05, cond=cond, generator=2)
+    explicit = model.generate(1, seconds=0.05, cond=cond, generator=2, temperature=model.default_temperature)
+    assert torch.equal(default.samples, explicit.samples)
+
+
+def test_generate_gives_the_asked_length_or_the_declared_maximum(model):
+    asked = 0.3 if model.max_seconds is None else 4.0
+    audio = model.generate(1, seconds=asked, cond=_cond_for(model, seconds=asked), generator=0)
+    expected = asked if model.max_seconds is None else model.max_seconds
+    assert abs(audio.n_samples - expected * model.sample_rate) <= 256  # vocoders: whole mel frames
+    assert model.default_seconds > 0

@@ -1,5 +1,6 @@
 """SampleRNN: causal at every offset inside a frame; stateful generation = teacher forcing."""
 
+import pytest
 import torch
 
 from workbench.models import create_model, has_checkpoint, load_model
@@ -79,9 +80,9 @@ def test_encode_gives_codes_and_per_sample_bits():
     assert torch.allclose(-enc.data["log_likelihood_bits"].mean(-1), model.log_prob(x))
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not has_checkpoint("samplernn"), reason="no shipped samplernn checkpoint")
 def test_shipped_checkpoint_loads_and_generates():
-    if not has_checkpoint("samplernn"):
-        return
     model = load_model("samplernn")
     audio = model.generate(1, seconds=0.1, cond={"pitch": 60}, generator=0)
     assert bool(torch.isfinite(audio.samples).all()) and audio.n_samples == int(0.1 * model.sample_rate)

@@ -110,7 +110,7 @@ def test_note2mel_renders_through_a_vocoder_with_another_mel_convention():
     """A WaveNet vocoder at 8 kHz, 20 bands, hop 64: frames are recomputed in its convention."""
     torch.manual_seed(0)
     model = create_model("note2mel", "tiny")
-    vocoder = create_model("wavenet", "vocoder-tiny").eval()
+    vocoder = create_model("wavenet_vocoder", "tiny").eval()
     mel = model.predict_mel(1, seconds=0.05, cond={"pitch": 60})
     out = model.vocode(mel, vocoder, cond={"pitch": [60], "instrument": ["piano"]}, generator=0)
     assert out.sample_rate == vocoder.sample_rate and bool(torch.isfinite(out.samples).all())

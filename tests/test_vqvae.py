@@ -1,5 +1,8 @@
 """VQ-VAE: nearest codewords, straight-through gradients, code rate, dead-code restarts, the prior."""
 
+import math
+
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -83,17 +86,33 @@ def test_decoding_true_codes_beats_shuffled_codes():
     assert true < shuffled
 
 
-def test_log_prob_bound_adds_decoder_and_prior_bits():
+def test_the_bound_exceeds_the_exact_likelihood_by_the_posteriors_surprise():
+    """With 2 codes of 16 values, log p(x) = logsumexp over all 256 code pairs of log p(x | z) + log p(z)
+    is exact. The bound uses the encoder's z* alone, so it exceeds -log p(x) by -log p(z* | x) >= 0."""
     model = create_model("vqvae", "tiny").eval()
-    x = model.generate(1, seconds=0.1, generator=0)
-    enc = model.encode(x)
-    bits = model.log_prob(x)
-    assert bits.shape == (1,) and float(bits) > float(enc.data["prior_bits"].sum()) / x.n_samples
+    x = Audio(0.3 * torch.randn(1, 1, 2 * model.hop, generator=torch.Generator().manual_seed(2)), model.sample_rate)
+    cond = model.check_cond(None, 1)
+    k = model.config.n_codes
+    every = torch.cartesian_prod(torch.arange(k), torch.arange(k))  # (k * k, 2) all code sequences
+    many = {name: values * len(every) for name, values in cond.items()}
+    with torch.no_grad():
+        logits = model.decoder_logits(model.quantiser.lookup(every), many)[..., : x.n_samples]
+        target = mu_law_encode(x.samples[:, 0], 8).expand(len(every), -1)
+        log_px_given_z = -F.cross_entropy(logits, target, reduction="none").sum(-1)
+        log_pz = -F.cross_entropy(model.prior_logits(every, many), every, reduction="none").sum(-1)
+        joint = log_px_given_z + log_pz  # (k * k,) nats
+        exact_nats = -torch.logsumexp(joint, 0)
+        _, z_star, _ = model.quantise(x.samples)
+    star = int(z_star[0, 0]) * k + int(z_star[0, 1])
+    bound_nats = model.log_prob(x)[0] * x.n_samples * math.log(2)
+    assert float(bound_nats) >= float(exact_nats)
+    posterior_surprise = -(joint[star] - torch.logsumexp(joint, 0))
+    assert torch.allclose(bound_nats - exact_nats, posterior_surprise, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not has_checkpoint("vqvae"), reason="no shipped vqvae checkpoint")
 def test_shipped_checkpoint_loads_and_generates():
-    if not has_checkpoint("vqvae"):
-        return
     model = load_model("vqvae")
     audio = model.generate(1, seconds=0.2, cond={"pitch": 60}, generator=0)
     assert audio.n_samples == int(0.2 * model.sample_rate)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.layers import gradient_penalty, phase_shuffle
+from workbench.layers import phase_shuffle
+from workbench.losses import gradient_penalty
 from workbench.models import create_model
 
 

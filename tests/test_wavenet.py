@@ -91,7 +91,7 @@ def test_encode_gives_codes_and_per_sample_surprise():
 def test_vocoder_preset_needs_and_uses_mel_frames():
     from workbench import Audio
 
-    model = create_model("wavenet", "vocoder-tiny").eval()
+    model = create_model("wavenet_vocoder", "tiny").eval()
     audio = Audio(torch.sin(torch.arange(2000) * 0.1) * 0.5, 8000)
     mel = model.mel_of(audio.samples[:, 0])[0]
     with pytest.raises(ParameterError, match="mel"):

@@ -77,7 +77,7 @@ def cmd_render_notes(args) -> int:
         for name in args.model:
             model = create_model(name, args.preset, **_overrides(args.set))
             for ds in [make_dataset(model, "notes", "all")]:
-                for i in tqdm(range(len(ds)), desc=f"{name} {getattr(ds, 'split', '')}", leave=False):
+                for i in tqdm(range(len(ds)), desc=f"{name} {ds.split}", leave=False):
                     ds[i]
                 n += len(ds)
     finally:
@@ -191,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--instrument")
     g.add_argument("--velocity", type=int)
     g.add_argument("--seconds", type=float, default=1.0)
-    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (default: the model's own, e.g. 0.6 for the flows)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", default="out.wav")
     g.add_argument("--quiet", action="store_true")

@@ -18,6 +18,7 @@ from .dsp.synth import midi_to_hz
 from .metrics import cents_error, median_f0
 from .models import checkpoint_dir, list_checkpoints, load_card, load_model, model_class
 from .models.base import GenerativeModel
+from .models.capabilities import LatentModel
 
 
 def pitch_grid(model: GenerativeModel, n_pitches: int = 5) -> list[dict]:
@@ -48,7 +49,7 @@ def measure_pitch(model: GenerativeModel, grid: list[dict], seeds=(0,), seconds:
     -------
     dict with ``pitch_accuracy`` (share within ``tolerance_cents``) and per-note ``notes``.
     """
-    seconds = seconds or float(getattr(model.config, "note_seconds", 1.0))
+    seconds = seconds or float(model.config.note_seconds)
     temperature = model.default_temperature if temperature is None else temperature
     notes = []
     for seed in seeds:
@@ -165,7 +166,7 @@ def evaluate_checkpoint(name_or_dir, *, write_card: bool = False, n_seeds: int =
         if report["temperature"] != 1.0:  # also as trained, for comparison with the other models
             report["pitch_accuracy_at_temperature_1"] = measure_pitch(
                 model, grid, seeds=tuple(range(n_seeds)), temperature=1.0)["pitch_accuracy"]
-    if model.family == "latent":
+    if isinstance(model, LatentModel):
         report.update(reconstruction_pitch(model))
     bits = held_out_bits(model)
     if bits is not None:

@@ -1,4 +1,9 @@
-"""Network blocks shared by more than one model."""
+"""Network blocks shared by more than one model: causal and gated convolutions, frame upsamplers,
+discriminators, note embeddings, flow layers (squeeze, couplings, 1x1 convolutions, ActNorm), the
+vector quantiser and the encoders and decoders around it, and ProGAN's layer tricks.
+
+Losses live in :mod:`workbench.losses`.
+"""
 
 from __future__ import annotations
 
@@ -262,46 +267,6 @@ def phase_shuffle(x: torch.Tensor, radius: int, generator=None) -> torch.Tensor:
         padded = F.pad(item[None], (max(k, 0), max(-k, 0)), mode="reflect")  # (1, channels, time + |k|)
         out.append(padded[..., max(-k, 0): max(-k, 0) + x.shape[-1]] if k <= 0 else padded[..., : x.shape[-1]])
     return torch.cat(out)
-
-
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator=None, **kwargs) -> torch.Tensor:
-    """WGAN-GP's penalty ``mean((||grad_x critic(x_hat)|| - 1)**2)`` on random interpolates.
-
-    ``x_hat = a * real + (1 - a) * fake`` with ``a ~ U(0, 1)`` per item; ``critic`` returns one
-    score per item (extra ``kwargs`` such as conditioning go to it). Differentiable (the
-    graph is kept so the penalty trains the critic).
-    """
-    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    a = torch.rand(shape, generator=generator).to(real.device, real.dtype)
-    x_hat = (a * real.detach() + (1 - a) * fake.detach()).requires_grad_(True)
-    score = critic(x_hat, **kwargs)
-    (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
-    norm = grad.reshape(grad.shape[0], -1).norm(dim=1)
-    return ((norm - 1) ** 2).mean()
-
-
-def feature_matching_loss(real_features, fake_features) -> torch.Tensor:
-    """MelGAN's feature matching: mean L1 between discriminator activations on real and fake.
-
-    ``real_features``/``fake_features``: lists (per discriminator) of lists of activations
-    (the final score map is left out). Real activations are detached. Zero for identical inputs.
-    """
-    total, n = 0.0, 0
-    for real, fake in zip(real_features, fake_features):
-        for r, f in zip(real[:-1], fake[:-1]):
-            total = total + (r.detach() - f).abs().mean()
-            n += 1
-    return total / max(n, 1)
-
-
-def hinge_d_loss(real_scores, fake_scores) -> torch.Tensor:
-    """Hinge loss of the discriminator: ``relu(1 - D(real)) + relu(1 + D(fake))``, summed over heads."""
-    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_scores, fake_scores))
-
-
-def hinge_g_loss(fake_scores) -> torch.Tensor:
-    """Hinge loss of the generator: ``-D(fake)``, summed over heads."""
-    return sum(-f.mean() for f in fake_scores)
 
 
 # ---- conditioning on a note ---------------------------------------------------------------------

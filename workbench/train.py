@@ -28,7 +28,7 @@ import torch.distributed as dist
 from .data import AudioFolder, Notes, collate
 from .errors import ParameterError
 from .models import create_model, model_class
-from .models.base import GenerativeModel
+from .models.base import GenerativeModel, NoteDataConfig
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,15 +42,16 @@ def make_dataset(model: GenerativeModel, data: str = "notes", split: str = "trai
     folder of audio files (its segments split 80 / 10 / 10 in order).
     """
     c = model.config
+    if not isinstance(c, NoteDataConfig):
+        raise ParameterError(f"{model.name} does not train on notes or clips; its own data comes with its config")
     if data in ("notes", "soundfont", "synth"):
-        source = getattr(c, "data_source", "soundfont") if data == "notes" else data
-        low, high = getattr(c, "pitch_range", (48, 72))
-        return Notes(source=source, instruments=getattr(c, "instruments", None),
-                     pitches=range(low, high + 1), velocities=getattr(c, "velocities", (100,)),
-                     seconds=getattr(c, "note_seconds", 1.0), sample_rate=c.sample_rate, split=split)
+        low, high = c.pitch_range
+        return Notes(source=c.data_source if data == "notes" else data, instruments=c.instruments,
+                     pitches=range(low, high + 1), velocities=c.velocities, seconds=c.note_seconds,
+                     sample_rate=c.sample_rate, split=split)
     path = Path(data)
     if path.is_dir():
-        full = AudioFolder(path, getattr(c, "note_seconds", 1.0), c.sample_rate)
+        full = AudioFolder(path, c.note_seconds, c.sample_rate)
         n_held = max(1, len(full) // 10) if len(full) >= 3 else 0
         ranges = {"test": range(n_held), "validation": range(n_held, 2 * n_held),
                   "train": range(2 * n_held, len(full)), "all": range(len(full))}
@@ -171,7 +172,7 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
     if world > 1:
         for p in model.parameters():
             dist.broadcast(p.data, src=0)
-    batch_size = batch_size or getattr(model.config, "batch_size", 8)
+    batch_size = batch_size or model.config.batch_size
 
     # 2. data, optimisers, RNG for crops and order
     train_set, valid_set = make_datasets(model, data)

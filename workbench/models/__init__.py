@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, ParameterError
-from .base import CondSpec, Encoding, GenerativeModel
+from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig, Speed
+from .capabilities import ClipFrames, LatentModel, Vocoder
 
 #: name -> "module:Class". Imported lazily so that listing models stays cheap.
 REGISTRY: dict[str, str] = {
@@ -24,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "melgan": "workbench.models.melgan:MelGAN",
     "gansynth": "workbench.models.gansynth:GANSynth",
     "wavegan": "workbench.models.wavegan:WaveGAN",
+    "wavenet_vocoder": "workbench.models.wavenet:WaveNetVocoder",
 }
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "assets" / "checkpoints"
@@ -103,6 +105,7 @@ def load_card(name_or_dir) -> dict:
 
 
 __all__ = [
-    "CondSpec", "Encoding", "GenerativeModel", "REGISTRY", "checkpoint_dir", "create_model",
-    "has_checkpoint", "list_checkpoints", "list_models", "load_card", "load_model", "model_class",
+    "REGISTRY", "ClipFrames", "CondSpec", "Encoding", "GenerativeModel", "LatentModel", "NoteDataConfig", "Speed",
+    "Vocoder", "checkpoint_dir", "create_model", "has_checkpoint", "list_checkpoints", "list_models", "load_card",
+    "load_model", "model_class",
 ]

@@ -100,6 +100,60 @@ class CondSpec:
         raise ParameterError(f"unknown CondSpec kind {self.kind!r}")
 
 
+@dataclass(frozen=True)
+class NoteDataConfig:
+    """What every note model's config shares: the notes it trains on and is conditioned by.
+
+    Each model's config dataclass inherits these fields (and may change a default by declaring
+    the field again); ``workbench.train.make_dataset`` builds the model's :class:`~workbench.data.Notes`
+    from them.
+    """
+
+    sample_rate: int = 16000
+    instruments: tuple = ("piano", "flute", "strings", "trumpet")
+    pitch_range: tuple = (48, 72)
+    velocities: tuple = (64, 112)
+    data_source: str = "soundfont"
+    note_seconds: float = 1.0
+    batch_size: int = 8
+
+
+#: A model generating at least this many seconds of audio per second of compute answers a control
+#: change at once, so the studio regenerates live; slower models wait for the Generate button.
+INTERACTIVE_REAL_TIME = 4.0
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How fast a checkpoint generates, as measured by ``workbench evaluate`` and kept in its card.
+
+    Attributes
+    ----------
+    samples_per_second : float
+        At batch 1.
+    real_time_factor : float
+        Seconds of audio per second of compute (1 keeps up with playback).
+    threads : int or None
+        Torch threads it was measured with.
+    """
+
+    samples_per_second: float
+    real_time_factor: float
+    threads: int | None = None
+
+    @property
+    def interactive(self) -> bool:
+        """Fast enough to regenerate on every control change (:data:`INTERACTIVE_REAL_TIME`)."""
+        return self.real_time_factor >= INTERACTIVE_REAL_TIME
+
+    @classmethod
+    def from_card(cls, card: dict) -> Speed | None:
+        metrics = (card or {}).get("metrics", {})
+        if metrics.get("real_time_factor") is None:
+            return None
+        return cls(float(metrics["samples_per_second"]), float(metrics["real_time_factor"]), metrics.get("threads"))
+
+
 @dataclass
 class Encoding:
     """What a model makes of a sound.
@@ -145,10 +199,16 @@ class GenerativeModel(nn.Module):
     notebook: ClassVar[str] = "notebooks/00_tour.ipynb"
     #: The temperature ``generate`` samples at when none is given (and the cards measure at).
     default_temperature: ClassVar[float] = 1.0
+    #: Whether ``temperature`` changes what this model makes (False: it is accepted and ignored).
+    uses_temperature: ClassVar[bool] = True
+    #: Extra keyword options of ``generate`` and the values each takes (WaveNet: its sampler).
+    generate_options: ClassVar[dict[str, tuple]] = {}
 
     def __init__(self, config):
         super().__init__()
         self.config = config
+        #: The checkpoint's card (``card.json``) when loaded from a folder that has one.
+        self.card: dict = {}
 
     # ---- construction ------------------------------------------------------------
     @classmethod
@@ -195,6 +255,27 @@ class GenerativeModel(nn.Module):
     @property
     def conditioning(self) -> tuple[CondSpec, ...]:
         return ()
+
+    @property
+    def default_seconds(self) -> float:
+        """The length of one generation when none is asked for (a note model's note length)."""
+        return float(self.config.note_seconds) if isinstance(self.config, NoteDataConfig) else 1.0
+
+    @property
+    def max_seconds(self) -> float | None:
+        """The longest clip ``generate`` makes, for models with a fixed output size (a longer request
+        gets this length); None: any length up to :data:`MAX_SECONDS`."""
+        return None
+
+    @property
+    def speed(self) -> Speed | None:
+        """How fast this checkpoint generates, from its card (None when unmeasured)."""
+        return Speed.from_card(self.card)
+
+    @property
+    def interactive(self) -> bool:
+        """Whether generation is fast enough to follow every control change (measured, never guessed)."""
+        return self.speed is not None and self.speed.interactive
 
     @property
     def n_parameters(self) -> int:
@@ -249,7 +330,7 @@ class GenerativeModel(nn.Module):
 
     # ---- the contract ---------------------------------------------------------------------
     def generate(self, n: int = 1, *, seconds: float = 1.0, cond: dict | None = None,
-                 temperature: float | None = None, generator=None, progress=None) -> Audio:
+                 temperature: float | None = None, generator=None, progress=None, **options) -> Audio:
         """Sample ``n`` sounds.
 
         Parameters
@@ -267,6 +348,8 @@ class GenerativeModel(nn.Module):
             Randomness; the same seed gives the same sound.
         progress : callable, optional
             Called as ``progress(done, total)`` during long generation.
+        **options
+            The model's own options (:attr:`generate_options`), e.g. WaveNet's ``method``.
 
         Returns
         -------
@@ -275,7 +358,7 @@ class GenerativeModel(nn.Module):
         Raises
         ------
         ParameterError
-            Bad ``n``, ``seconds``, ``temperature`` or conditioning.
+            Bad ``n``, ``seconds``, ``temperature``, conditioning or option.
         """
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 256:
             raise ParameterError(f"n={n!r} must be an integer in 1..256")
@@ -285,12 +368,22 @@ class GenerativeModel(nn.Module):
         if not isinstance(temperature, int | float) or not 0 < float(temperature) <= 10:
             raise ParameterError(f"temperature={temperature!r} must be in (0, 10]; 1 samples the model as trained")
         checked = self.check_cond(cond, n)
+        self.check_options(options)
         gen = make_generator(generator)
         with torch.no_grad():
-            samples = self._generate(n, float(seconds), checked, float(temperature), gen, progress)
+            samples = self._generate(n, float(seconds), checked, float(temperature), gen, progress, **options)
         return Audio(samples.clamp(-1, 1).float().cpu(), self.sample_rate)
 
-    def _generate(self, n, seconds, cond, temperature, generator, progress) -> torch.Tensor:
+    def check_options(self, options: dict) -> None:
+        """Raise ``ParameterError`` for an option this model's ``generate`` does not take or a bad value."""
+        for key, value in options.items():
+            if key not in self.generate_options:
+                takes = ", ".join(self.generate_options) or "no extra options"
+                raise ParameterError(f"{self.name}.generate has no option {key}={value!r}; it takes {takes}")
+            if value not in self.generate_options[key]:
+                raise ParameterError(f"{key}={value!r} must be one of {', '.join(map(str, self.generate_options[key]))}")
+
+    def _generate(self, n, seconds, cond, temperature, generator, progress, **options) -> torch.Tensor:
         raise UnsupportedError(f"{self.name} cannot generate")
 
     def encode(self, audio: Audio, cond: dict | None = None) -> Encoding:
@@ -321,7 +414,7 @@ class GenerativeModel(nn.Module):
         raise UnsupportedError(f"{self.name} has nothing to train")
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.parameters(), lr=getattr(self.config, "learning_rate", 1e-3))]
+        return [torch.optim.Adam(self.parameters(), lr=self.config.learning_rate)]
 
     def train_step(self, batch, optimizers, *, generator=None, clip: float | None = 1.0,
                    sync=None) -> dict:
@@ -397,6 +490,8 @@ class GenerativeModel(nn.Module):
             raise CheckpointError(
                 f"{directory} does not match {cls.name}'s config: missing {missing[:5]}, unexpected {unexpected[:5]}"
             )
+        card = directory / "card.json"
+        model.card = json.loads(card.read_text()) if card.exists() else {}
         model.eval()
         return model.to(device)
 
@@ -426,7 +521,7 @@ class AdversarialModel(GenerativeModel):
     """A GAN: generator parameters named ``g_*``, critic parameters ``d_*``, one Adam each.
 
     Subclasses override ``train_step`` to alternate critic and generator updates; their config
-    has ``learning_rate`` and ``betas``.
+    has ``learning_rate``, ``betas`` and ``ema_decay``.
     """
 
     family = "adversarial"
@@ -453,7 +548,7 @@ class AdversarialModel(GenerativeModel):
 
     def init_generator_average(self) -> None:
         """Call at the end of ``__init__``: with ``ema_decay`` > 0, buffers start as copies of the weights."""
-        if getattr(self.config, "ema_decay", 0.0):
+        if self.config.ema_decay:
             for n, p in list(self.named_parameters()):
                 if n.startswith("g_"):
                     self.register_buffer("ema_" + n.replace(".", "__"), p.detach().clone())
@@ -461,7 +556,7 @@ class AdversarialModel(GenerativeModel):
     @torch.no_grad()
     def update_generator_average(self) -> None:
         """After each generator step: ``average <- decay * average + (1 - decay) * weights``."""
-        decay = getattr(self.config, "ema_decay", 0.0)
+        decay = self.config.ema_decay
         if decay:
             for p, avg in self._ema_pairs():
                 avg.lerp_(p.detach(), 1.0 - decay)
@@ -469,7 +564,7 @@ class AdversarialModel(GenerativeModel):
     @contextlib.contextmanager
     def averaged_generator(self):
         """Inside, the generator runs on its averaged weights (no-op without ``ema_decay``)."""
-        if not getattr(self.config, "ema_decay", 0.0):
+        if not self.config.ema_decay:
             yield self
             return
         pairs = self._ema_pairs()

@@ -45,16 +45,16 @@ from ..dsp.synth import (
 )
 from ..errors import ParameterError
 from ..losses import DEFAULT_FFT_SIZES, multi_scale_spectral_loss
-from ._note import note_specs, pyin_f0_frames
-from .base import CondSpec, Encoding, GenerativeModel
+from ._note import note_specs
+from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig
+from .capabilities import ClipFrames
 
 #: Notes' default: the key is released after this share of the clip.
 HOLD_SHARE = 0.75
 
 
 @dataclass(frozen=True)
-class DDSPConfig:
-    sample_rate: int = 16000
+class DDSPConfig(NoteDataConfig):
     hop_length: int = 64  # samples per control frame: 250 Hz at 16 kHz
     n_harmonics: int = 60
     n_noise_bands: int = 65  # FIR of 2 * (65 - 1) = 128 taps
@@ -68,11 +68,6 @@ class DDSPConfig:
     noise_bias: float = -5.0  # the noise starts quiet
     pitch_sigma: float = 1.5  # semitones: width of the pitch kernel when reading measured envelopes
     # conditioning and data
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
-    data_source: str = "soundfont"
-    note_seconds: float = 1.0
     batch_size: int = 16
     learning_rate: float = 1e-3
 
@@ -128,7 +123,7 @@ def note_f0_hz(samples: torch.Tensor, pitch, sample_rate: int, n_partials: int =
     return candidates.gather(1, best[:, None])[:, 0].float()
 
 
-class DDSP(GenerativeModel):
+class DDSP(ClipFrames, GenerativeModel):
     """Harmonic-plus-noise synthesiser controlled by a GRU (or MLP) decoder at 250 Hz."""
 
     name = "ddsp"
@@ -246,11 +241,9 @@ class DDSP(GenerativeModel):
         c = self.config
         return a_weighted_loudness(x, c.sample_rate, c.loudness_n_fft, c.hop_length, c.min_db)
 
-    def estimate_f0(self, x: torch.Tensor, fmin: float = 50.0, fmax: float = 2000.0) -> torch.Tensor:
-        """pyin f0 of each item on the control grid ``(batch, frames)``; unvoiced gaps interpolated."""
-        fallback = midi_to_hz(sum(self.config.pitch_range) / 2)
-        return pyin_f0_frames(x, self.config.sample_rate, self.config.hop_length, self.n_frames_for(x.shape[-1]),
-                              fallback, fmin, fmax).to(self.device)
+    def frame_makers(self) -> dict:
+        """The curves a clip gives: its pYIN f0 and its loudness, on the control grid."""
+        return {"f0_hz": self.estimate_f0, "loudness_db": self.loudness}
 
     # ---- measured loudness envelopes -------------------------------------------------------------------
     def _grid_index(self, cond: dict):

@@ -19,11 +19,12 @@ from torch import nn
 
 from ..errors import ParameterError
 from ..layers import ActNorm, AffineCoupling, ChannelSwap, squeeze, unsqueeze
+from .base import NoteDataConfig
 from .waveglow import FlowVocoder
 
 
 @dataclass(frozen=True)
-class FloWaveNetConfig:
+class FloWaveNetConfig(NoteDataConfig):
     sample_rate: int = 8000
     n_mels: int = 40
     hop_length: int = 64
@@ -37,13 +38,7 @@ class FloWaveNetConfig:
     source_harmonics: int = 0  # > 0: the couplings also hear sin/cos of an f0 curve's first harmonics
     upsample: str = "repeat"  # mel features to sample rate: "repeat" | "linear" | "learned" (FrameUpsampler)
     sigma: float = 1.0
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
-    data_source: str = "soundfont"
-    note_seconds: float = 1.0
     crop_samples: int = 2048
-    batch_size: int = 8
     learning_rate: float = 1e-3
 
 

@@ -44,10 +44,12 @@ from torch import nn
 
 from ..audio import Audio
 from ..dsp.spectral import if_to_phase, istft, phase_to_if, stft
+from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
-from ..layers import equalise_lr_, gradient_penalty, he_init_, minibatch_stddev
+from ..layers import equalise_lr_, he_init_, minibatch_stddev
+from ..losses import gradient_penalty
 from ._note import note_specs
-from .base import AdversarialModel, CondSpec, Encoding
+from .base import AdversarialModel, CondSpec, Encoding, NoteDataConfig
 
 MAG_EPS = 1e-4  # log(magnitude + eps): silence sits at log(eps)
 LOG_LOW, LOG_HIGH = math.log(MAG_EPS), math.log(100.0)  # mapped to -1 and 1
@@ -55,8 +57,7 @@ IF_GATE_LEVEL = 0.3  # scaled log-magnitude where the critic's IF gate is half o
 
 
 @dataclass(frozen=True)
-class GANSynthConfig:
-    sample_rate: int = 16000
+class GANSynthConfig(NoteDataConfig):
     n_fft: int = 256
     hop_length: int = 128
     latent_size: int = 64
@@ -72,13 +73,9 @@ class GANSynthConfig:
     minibatch_std: bool = False  # ProGAN's batch-diversity channel before the critic's heads
     pitch_map: bool = False  # the requested pitch's harmonic comb as an extra image channel (see below)
     if_mask: bool = False  # the critic sees IF weighted by loudness (silent bins' IF is noise; see below)
+    ema_decay: float = 0.0  # > 0: sample from a running average of the generator's weights
     # conditioning and data
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
-    data_source: str = "soundfont"
     note_seconds: float = 0.5
-    batch_size: int = 8
 
 
 PRESETS = {
@@ -88,7 +85,7 @@ PRESETS = {
     # high frequency resolution (the paper's "+H": bins narrower than a semitone at the lowest
     # pitch), so a pitch is where the harmonic comb's teeth are, not a fine IF value
     # ProGAN's equalised learning rate and minibatch stddev at the paper's learning rate, the pitch
-    # map and the IF gate: without the last two every run here ended with the critic winning
+    # map and the IF gate (both explained in the module docstring)
     "small": dict(sample_rate=8000, n_fft=1024, hop_length=256, channels=(64, 64, 64, 48, 32, 24, 16, 16),
                   equalised_lr=True, minibatch_std=True, pitch_map=True, if_mask=True, learning_rate=8e-4),
 }
@@ -167,6 +164,10 @@ class GANSynth(AdversarialModel):
         return int(round(self.config.note_seconds * self.config.sample_rate))
 
     @property
+    def max_seconds(self) -> float:
+        return self.n_samples / self.sample_rate
+
+    @property
     def n_frames(self) -> int:
         return self.n_samples // self.config.hop_length + 1
 
@@ -208,7 +209,7 @@ class GANSynth(AdversarialModel):
         """``(pitches, n_fft / 2)``: for each pitch, a Gaussian tooth (1 bin wide) at each harmonic below Nyquist."""
         c = self.config
         midi = torch.arange(c.pitch_range[0], c.pitch_range[1] + 1, dtype=torch.float64)
-        f0_bins = 440.0 * 2.0 ** ((midi - 69.0) / 12.0) * c.n_fft / c.sample_rate  # (pitches,)
+        f0_bins = midi_to_hz(midi) * c.n_fft / c.sample_rate  # (pitches,)
         n_bins = c.n_fft // 2
         centres = f0_bins[:, None] * torch.arange(1, int(n_bins / f0_bins.min()) + 1, dtype=torch.float64)
         bins = torch.arange(n_bins, dtype=torch.float64)

@@ -21,27 +21,20 @@ from dataclasses import dataclass
 import torch
 
 from ..audio import Audio
-from ..dsp.spectral import griffin_lim, log_mel, make_generator, mel_filterbank, stft
+from ..dsp.spectral import griffin_lim, make_generator, mel_filterbank, stft
 from ..errors import ParameterError
 from ._note import note_specs
-from .base import CondSpec, Encoding, GenerativeModel
+from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig
+from .capabilities import Vocoder
 
 
 @dataclass(frozen=True)
-class GriffinLimConfig:
-    sample_rate: int = 16000
+class GriffinLimConfig(NoteDataConfig):
     n_fft: int = 1024
     hop_length: int = 256
     n_iter: int = 32
     momentum: float = 0.99  # 0 is the original algorithm; 0.99 "fast Griffin-Lim"
     n_mels: int = 80  # the mel frames this vocoder inverts (workbench.dsp.log_mel's convention)
-    # where generate() takes its notes from
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
-    data_source: str = "soundfont"
-    note_seconds: float = 1.0
-    batch_size: int = 8
 
 
 PRESETS = {
@@ -80,7 +73,7 @@ def mel_to_magnitude(log_mel_frames: torch.Tensor, sample_rate: int, n_fft: int,
     return mag.clamp_min(0).to(log_mel_frames.dtype)
 
 
-class GriffinLim(GenerativeModel):
+class GriffinLim(Vocoder, GenerativeModel):
     """Magnitude in, phase rebuilt by Griffin-Lim: the spectral baseline and the default vocoder."""
 
     name = "griffinlim"
@@ -89,6 +82,7 @@ class GriffinLim(GenerativeModel):
     Config = GriffinLimConfig
     PRESETS = PRESETS
     notebook = "notebooks/08_spectrogram_and_dsp.ipynb"
+    uses_temperature = False  # the only randomness is the initial phase, drawn from the seed
 
     def __init__(self, config: GriffinLimConfig):
         super().__init__(config)
@@ -113,21 +107,6 @@ class GriffinLim(GenerativeModel):
     def magnitude(self, x: torch.Tensor) -> torch.Tensor:
         """``|STFT|`` ``(batch, freq, frames)`` of samples ``(batch, time)``."""
         return stft(x, self.config.n_fft, self.config.hop_length).abs()
-
-    def mel_of(self, x: torch.Tensor) -> torch.Tensor:
-        """The log-mel frames this vocoder takes, of samples ``(batch, time)``."""
-        c = self.config
-        return log_mel(x, c.sample_rate, c.n_fft, c.hop_length, c.n_mels)
-
-    def example_frames(self, seconds: float = 0.5) -> torch.Tensor:
-        """Log-mel frames ``(n_mels, frames)`` of a plain harmonic tone (for trying the vocoder)."""
-        from ..dsp.synth import midi_to_hz
-
-        n = max(self.config.n_fft, int(round(seconds * self.sample_rate)))
-        t = torch.arange(n) / self.sample_rate
-        f0 = midi_to_hz(sum(self.config.pitch_range) // 2)
-        tone = sum(0.3 / k * torch.sin(2 * torch.pi * k * f0 * t) for k in range(1, 6))
-        return self.mel_of(tone[None])[0]
 
     def invert(self, mag: torch.Tensor, length: int | None = None, generator=None, n_iter: int | None = None,
                momentum: float | None = None, return_convergence: bool = False):
@@ -181,7 +160,7 @@ class GriffinLim(GenerativeModel):
                 raise ParameterError(f"mel has shape {tuple(mel.shape)}; expected (n_mels, frames) or ({n}, n_mels, frames)")
             if mel.shape[-2] != c.n_mels:
                 raise ParameterError(f"mel has {mel.shape[-2]} bands; this model inverts n_mels={c.n_mels}; "
-                                     f"make it with GriffinLim.mel_of or set n_mels")
+                                     f"make it with this model's mel_of or set n_mels")
             mag = mel_to_magnitude(mel.float(), c.sample_rate, c.n_fft).expand(n, -1, -1)
             length = (mag.shape[-1] - 1) * c.hop_length
         else:

@@ -52,30 +52,26 @@ import torch
 from torch import nn
 
 from ..audio import Audio
-from ..dsp.spectral import log_mel, make_generator
+from ..dsp.spectral import make_generator
 from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
 from ..layers import (
     MultiScaleDiscriminator,
     RandomWindowDiscriminator,
     ResidualStack,
-    feature_matching_loss,
-    hinge_d_loss,
-    hinge_g_loss,
     random_window_starts,
     wn_conv1d,
     wn_conv_transpose1d,
 )
-from ..losses import multi_scale_spectral_loss
-from ._note import f0_frames, f0_from_mel, f0_on_frames, f0_source, note_specs
-from .base import CondSpec, Encoding, GenerativeModel
-
-LOG_FLOOR = 1e-5  # the floor inside log-mel (the same as note2mel's, so their frames match)
+from ..losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, multi_scale_spectral_loss
+from ._note import note_specs
+from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig
+from .capabilities import Vocoder
+from .vocoder import f0_frames, f0_source
 
 
 @dataclass(frozen=True)
-class MelGANConfig:
-    sample_rate: int = 16000
+class MelGANConfig(NoteDataConfig):
     n_fft: int = 1024
     hop_length: int = 256
     n_mels: int = 80
@@ -100,13 +96,6 @@ class MelGANConfig:
     segment_frames: int = 32  # training crops: this many frames and frames * hop samples
     learning_rate: float = 1e-4
     betas: tuple = (0.5, 0.9)
-    # conditioning and data
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
-    data_source: str = "soundfont"
-    note_seconds: float = 1.0
-    batch_size: int = 8
 
 
 PRESETS = {
@@ -159,7 +148,7 @@ class MelGANGenerator(nn.Module):
         return h
 
 
-class MelGAN(GenerativeModel):
+class MelGAN(Vocoder, GenerativeModel):
     """Mel -> waveform vocoder: transposed-conv upsampling, residual stacks, multi-scale discriminators."""
 
     name = "melgan"
@@ -202,11 +191,6 @@ class MelGAN(GenerativeModel):
         )
 
     # ---- features ----------------------------------------------------------------------------------
-    def mel_of(self, x: torch.Tensor) -> torch.Tensor:
-        """The log-mel frames this vocoder takes ``(batch, n_mels, time // hop + 1)`` of samples ``(batch, time)``."""
-        c = self.config
-        return log_mel(x, c.sample_rate, c.n_fft, c.hop_length, c.n_mels, floor=LOG_FLOOR)
-
     def griffin_lim(self):
         """Griffin-Lim in this vocoder's mel convention (the baseline; also renders dataset notes)."""
         if self._helper is None:
@@ -218,22 +202,6 @@ class MelGAN(GenerativeModel):
                                         pitch_range=c.pitch_range, velocities=c.velocities,
                                         data_source=c.data_source, note_seconds=c.note_seconds)
         return self._helper
-
-    def example_frames(self, seconds: float = 0.5) -> torch.Tensor:
-        """Log-mel frames ``(n_mels, frames)`` of a plain harmonic tone (for trying the vocoder)."""
-        n = max(self.config.n_fft, int(round(seconds * self.sample_rate)))
-        t = torch.arange(n) / self.sample_rate
-        f0 = midi_to_hz(sum(self.config.pitch_range) // 2)
-        tone = sum(0.3 / k * torch.sin(2 * torch.pi * k * f0 * t) for k in range(1, 6))
-        return self.mel_of(tone[None])[0]
-
-    def estimate_f0(self, x: torch.Tensor, fmin: float = 50.0, fmax: float = 2000.0) -> torch.Tensor:
-        """pYIN f0 of samples ``(batch, time)`` on the mel frames ``(batch, time // hop + 1)``, gaps interpolated."""
-        return f0_on_frames(x, self.config, fmin, fmax).to(self.device)
-
-    def f0_of_mel(self, mel: torch.Tensor) -> torch.Tensor:
-        """An f0 curve ``(batch, frames)`` for mel frames alone: pYIN on their Griffin-Lim inversion."""
-        return f0_from_mel(mel, self.config, self.config.n_fft).to(self.device)
 
     def source(self, f0: torch.Tensor, n_frames: int) -> torch.Tensor | None:
         """The generator's source ``(batch, 2 * harmonics, n_frames * hop)`` for f0 frames ``(batch, n_frames)``."""

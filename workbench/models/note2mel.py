@@ -12,16 +12,16 @@ trained with L1 on log-mel. A dataset note is fully determined by (pitch, instru
 velocity), so one deterministic prediction per note is the right model here; the seed only
 reaches the vocoder (Griffin-Lim's random initial phase).
 
-Vocoders are chosen by name when rendering: ``"griffinlim"`` always, plus every registered
-model with a shipped checkpoint whose conditioning takes ``mel`` frames (a MelGAN, a WaveGlow,
-a WaveNet vocoder), looked up in the registry at call time (:func:`available_vocoders`).
+Vocoders are chosen by name when rendering: ``"griffinlim"`` always, plus every shipped
+checkpoint of a model that declares itself a :class:`~workbench.models.capabilities.Vocoder`
+(a MelGAN, a WaveGlow, a WaveNet vocoder), looked up in the registry at call time
+(:func:`available_vocoders`).
 
 Notebook: notebooks/08_spectrogram_and_dsp.ipynb
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import torch
@@ -31,21 +31,22 @@ from torch import nn
 from ..audio import Audio
 from ..dsp.spectral import log_mel, make_generator, mel_filterbank
 from ..dsp.synth import midi_to_hz
-from ..errors import CheckpointError, ParameterError
+from ..errors import ParameterError
 from ._note import note_specs
-from .base import CondSpec, Encoding, GenerativeModel
+from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig
+from .capabilities import Vocoder
 
 #: Onset and release time constants (seconds) of the frame features exp(-t / T).
 ONSET_CONSTANTS = (0.02, 0.05, 0.1, 0.3, 1.0)
 RELEASE_CONSTANTS = (0.03, 0.1, 0.3)
 #: Notes' default: the key is released after this share of the clip.
 HOLD_SHARE = 0.75
-LOG_FLOOR = 1e-5
+#: The vocoder that needs no checkpoint.
+GRIFFIN_LIM = "griffinlim"
 
 
 @dataclass(frozen=True)
-class NoteToMelConfig:
-    sample_rate: int = 16000
+class NoteToMelConfig(NoteDataConfig):
     n_fft: int = 1024
     hop_length: int = 256
     n_mels: int = 80
@@ -56,11 +57,6 @@ class NoteToMelConfig:
     vocoder: str = "griffinlim"  # default vocoder name
     vocoder_iterations: int = 32  # Griffin-Lim iterations when it is the vocoder
     # conditioning and data
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
-    data_source: str = "soundfont"
-    note_seconds: float = 1.0
     batch_size: int = 16
     learning_rate: float = 2e-3
 
@@ -73,34 +69,16 @@ PRESETS = {
 }
 
 
-def _checkpoint_conditioning(name: str):
-    """The conditioning of a registered model's shipped checkpoint, built from its config only."""
-    from . import checkpoint_dir, model_class
-    from .base import _tuples
-
-    meta = json.loads((checkpoint_dir(name) / "config.json").read_text())
-    cls = model_class(meta.get("model", name))
-    return cls(cls.Config(**_tuples(meta["config"]))).conditioning
-
-
 def available_vocoders() -> list[str]:
-    """Vocoder names usable now: ``"griffinlim"`` plus shipped checkpoints that take ``mel`` frames.
+    """Vocoder names usable now: ``"griffinlim"`` plus every shipped checkpoint of a :class:`Vocoder`.
 
     Looked up in the registry on every call, so a vocoder trained after this module was
     imported shows up.
     """
-    from . import list_checkpoints
+    from . import list_checkpoints, model_class
 
-    names = ["griffinlim"]
-    for name in list_checkpoints():
-        if name in names or name == "note2mel":
-            continue
-        try:
-            specs = _checkpoint_conditioning(name)
-        except (OSError, ValueError, TypeError, KeyError, CheckpointError):
-            continue
-        if any(s.name == "mel" and s.kind == "frames" for s in specs):
-            names.append(name)
+    names = [GRIFFIN_LIM]
+    names += [name for name in list_checkpoints() if name not in names and issubclass(model_class(name), Vocoder)]
     return names
 
 
@@ -128,6 +106,8 @@ class NoteToMel(GenerativeModel):
     Config = NoteToMelConfig
     PRESETS = PRESETS
     notebook = "notebooks/08_spectrogram_and_dsp.ipynb"
+    #: The mel prediction is deterministic; the vocoder samples at its own default temperature.
+    uses_temperature = False
 
     def __init__(self, config: NoteToMelConfig):
         super().__init__(config)
@@ -150,7 +130,7 @@ class NoteToMel(GenerativeModel):
     def conditioning(self) -> tuple[CondSpec, ...]:
         c = self.config
         vocoders = self.vocoder_choices()
-        default = c.vocoder if c.vocoder in vocoders else "griffinlim"
+        default = c.vocoder if c.vocoder in vocoders else GRIFFIN_LIM
         return (
             *note_specs(c, pitch="the note",
                         instrument="which sampled instrument's spectrogram to draw",
@@ -176,7 +156,7 @@ class NoteToMel(GenerativeModel):
     def mel_of(self, x: torch.Tensor) -> torch.Tensor:
         """Target log-mel frames ``(batch, n_mels, frames)`` of samples ``(batch, time)``."""
         c = self.config
-        return log_mel(x, c.sample_rate, c.n_fft, c.hop_length, c.n_mels, floor=LOG_FLOOR)
+        return log_mel(x, c.sample_rate, c.n_fft, c.hop_length, c.n_mels)
 
     def harmonic_comb(self, pitch: torch.Tensor) -> torch.Tensor:
         """Where a note's harmonics fall in the mel bands: ``(batch, n_mels)``, peak 1.
@@ -237,32 +217,28 @@ class NoteToMel(GenerativeModel):
     def get_vocoder(self, name: str) -> GenerativeModel:
         """A vocoder by name: Griffin-Lim in this model's mel convention, or a shipped checkpoint."""
         if name not in self._vocoders:
-            if name == "griffinlim":
-                from . import create_model
+            if name not in self.vocoder_choices():
+                raise ParameterError(
+                    f"vocoder={name!r} is not available; choose from {', '.join(self.vocoder_choices())}")
+            from . import create_model, load_model
 
-                c = self.config
-                self._vocoders[name] = create_model(
-                    "griffinlim", "small", sample_rate=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length,
-                    n_mels=c.n_mels, n_iter=c.vocoder_iterations)
-            else:
-                if name not in self.vocoder_choices():
-                    raise ParameterError(
-                        f"vocoder={name!r} is not available; choose from {', '.join(self.vocoder_choices())}")
-                from . import load_model
-
-                self._vocoders[name] = load_model(name)
+            c = self.config
+            ours = {GRIFFIN_LIM: lambda: create_model(
+                GRIFFIN_LIM, "small", sample_rate=c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length,
+                n_mels=c.n_mels, n_iter=c.vocoder_iterations)}
+            self._vocoders[name] = ours.get(name, lambda: load_model(name))()
         return self._vocoders[name]
 
-    def _same_convention(self, vocoder: GenerativeModel) -> bool:
-        """Whether the vocoder's ``mel_of`` computes exactly our frames (probed on fixed noise)."""
-        if vocoder.sample_rate != self.sample_rate or not hasattr(vocoder, "mel_of"):
+    def _same_convention(self, vocoder: Vocoder) -> bool:
+        """Whether the vocoder's ``mel_of`` computes exactly our frames (checked on fixed noise)."""
+        if vocoder.sample_rate != self.sample_rate:
             return False
         probe = 0.1 * torch.randn(1, 4 * self.config.n_fft, generator=torch.Generator().manual_seed(0))
         ours, theirs = self.mel_of(probe), vocoder.mel_of(probe.to(vocoder.device)).cpu()
         return ours.shape == theirs.shape and torch.allclose(ours, theirs, atol=1e-4)
 
     def vocode(self, mel: torch.Tensor, vocoder: str | GenerativeModel | None = None, *, cond: dict | None = None,
-               generator=None, temperature: float = 1.0) -> Audio:
+               generator=None) -> Audio:
         """The second stage: log-mel ``(batch, n_mels, frames)`` -> Audio through a vocoder.
 
         A vocoder whose mel convention differs from ours (another hop, n_mels or sample rate)
@@ -270,11 +246,11 @@ class NoteToMel(GenerativeModel):
         mel frames carry no phase, so only the framing changes, not the information.
         """
         voc = self.get_vocoder(vocoder or self.config.vocoder) if not isinstance(vocoder, GenerativeModel) else vocoder
+        if not isinstance(voc, Vocoder):
+            raise ParameterError(f"{voc.name} is not a mel vocoder; choose from {', '.join(self.vocoder_choices())}")
         frames = mel
         if not self._same_convention(voc):
-            if not hasattr(voc, "mel_of"):
-                raise ParameterError(f"vocoder {voc.name} does not say how it computes mel frames (no mel_of)")
-            rough = self.get_vocoder("griffinlim").generate(mel.shape[0], cond={"mel": mel}, generator=0)
+            rough = self.get_vocoder(GRIFFIN_LIM).generate(mel.shape[0], cond={"mel": mel}, generator=0)
             frames = voc.mel_of(rough.resample(voc.sample_rate).samples[:, 0].to(voc.device))
         names = {s.name: s for s in voc.conditioning}
         vcond = {"mel": frames}
@@ -286,7 +262,7 @@ class NoteToMel(GenerativeModel):
                 vcond[key] = [spec.validate(v) for v in values]
             except ParameterError:
                 continue
-        return voc.generate(mel.shape[0], cond=vcond, generator=generator, temperature=temperature)
+        return voc.generate(mel.shape[0], cond=vcond, generator=generator)  # at the vocoder's own temperature
 
     # ---- the contract ----------------------------------------------------------------------------------
     def _generate(self, n, seconds, cond, temperature, generator, progress):
@@ -296,7 +272,7 @@ class NoteToMel(GenerativeModel):
         mel = self(cond, self.n_frames_for(max(1, int(round(seconds * self.sample_rate)))), seconds)
         note = {k: cond[k] for k in ("pitch", "instrument", "velocity")}
         gen = make_generator(generator)
-        audio = self.vocode(mel, vocoders.pop(), cond=note, generator=gen, temperature=temperature)
+        audio = self.vocode(mel, vocoders.pop(), cond=note, generator=gen)
         n_samples = max(1, int(round(seconds * self.sample_rate)))
         samples = audio.resample(self.sample_rate).samples if audio.sample_rate != self.sample_rate else audio.samples
         if samples.shape[-1] < n_samples:

@@ -37,11 +37,11 @@ from ..dsp.quantise import mu_law_decode, mu_law_encode
 from ..errors import ParameterError
 from ..layers import NoteEmbedding
 from ._note import harmonic_source, note_specs, note_tensors, phase_step
-from .base import Encoding, GenerativeModel, sample_categorical
+from .base import Encoding, GenerativeModel, NoteDataConfig, sample_categorical
 
 
 @dataclass(frozen=True)
-class SampleRNNConfig:
+class SampleRNNConfig(NoteDataConfig):
     sample_rate: int = 8000
     frame_size: int = 8  # top tier: samples per step
     sub_frame_size: int = 2  # mid tier: samples per step; also the sample MLP's context
@@ -52,12 +52,6 @@ class SampleRNNConfig:
     tbptt_samples: int = 512  # gradients stop at chunks of this many samples
     crop_samples: int = 2048  # training window: from the onset, or later from a fresh state
     onset_share: float = 0.5  # share of training windows that start at the note onset
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
-    data_source: str = "soundfont"
-    note_seconds: float = 1.0
-    batch_size: int = 8
     learning_rate: float = 1e-3
     source_harmonics: int = 0  # > 0: sin/cos of the pitch's first harmonics into mid tier and MLP
 

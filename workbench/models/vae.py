@@ -27,25 +27,20 @@ from ..dsp.quantise import mu_law_compress, mu_law_decode, mu_law_encode
 from ..dsp.spectral import make_generator
 from ..layers import DownsampleEncoder, NoteEmbedding, UpsampleDecoder
 from ._note import note_specs, note_tensors
-from .base import Encoding, GenerativeModel, sample_categorical
+from .base import Encoding, GenerativeModel, NoteDataConfig, sample_categorical
+from .capabilities import LatentModel
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(NoteDataConfig):
     sample_rate: int = 8000
     n_down: int = 5  # hop = 2**n_down samples per latent vector
     hidden: int = 48
     latent_dim: int = 8
     bits: int = 8
     kl_warmup_steps: int = 300  # training only: the KL weight rises linearly to 1 (log_prob is the true ELBO)
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
     cond_channels: int = 32
-    data_source: str = "soundfont"
-    note_seconds: float = 1.0
     crop_samples: int = 2048
-    batch_size: int = 8
     learning_rate: float = 2e-3
 
 
@@ -62,7 +57,7 @@ def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (logvar.exp() + mean**2 - 1.0 - logvar)
 
 
-class VAE(GenerativeModel):
+class VAE(LatentModel, GenerativeModel):
     """Strided Gaussian encoder, factorised 256-way decoder conditioned on the note, N(0, I) prior."""
 
     name = "vae"
@@ -149,11 +144,16 @@ class VAE(GenerativeModel):
         n = encoding.meta.get("n_samples", y.shape[-1])
         return Audio(y[..., :n].clamp(-1, 1).cpu(), self.sample_rate)
 
-    def _generate(self, n, seconds, cond, temperature, generator, progress):
+    def _sample_latent(self, n, seconds, cond, temperature, generator) -> Encoding:
+        """``z ~ N(0, temperature^2 I)`` for every ``hop`` samples, as a posterior with zero variance."""
         n_samples = max(1, int(round(seconds * self.sample_rate)))
         n_frames = -(-n_samples // self.hop)
         z = torch.randn(n, self.config.latent_dim, n_frames, generator=generator).to(self.device) * temperature
-        return self.decoder_mean(self.decoder_logits(z, cond))[..., :n_samples]
+        return Encoding("posterior", {"mean": z, "variance": torch.zeros_like(z)}, self.sample_rate,
+                        meta={"cond": cond, "n_samples": n_samples})
+
+    def _generate(self, n, seconds, cond, temperature, generator, progress):
+        return self.decode(self._sample_latent(n, seconds, cond, temperature, generator)).samples
 
     def training_step(self, batch, generator=None) -> dict:
         """Negative ELBO on a hop-aligned crop, the KL weight warmed up over the first steps."""

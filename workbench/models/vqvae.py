@@ -9,8 +9,12 @@ cosines of the note's first harmonics from the onset (the source of neural sourc
 as in WaveNet and SampleRNN here): the codes then carry how loud each partial is and when, the
 source carries the phase, which a factorised decoder cannot guess. A small causal
 WaveNet over the codes (the *prior*), conditioned on the note, makes it a generator: sample
-codes, then decode. That is the autoregressive discrete autoencoder of Dieleman et al. (2018)
-at toy scale, and the first step towards Jukebox.
+codes, then decode.
+
+The decoder is factorised: every sample's distribution depends on the codes alone, not on
+the samples before it, and ``generate`` plays each distribution's mean. That makes it the
+simplest discrete autoencoder, not the autoregressive discrete autoencoder of Dieleman et al.
+(2018), whose decoder is a WaveNet that samples the waveform given the codes.
 
 ``log_prob`` is a bound in bits per sample: ``-log p(x) <= -log p(x | z) - log p(z)`` for the
 encoder's code sequence ``z`` (decoder bits plus prior bits, over 8-bit mu-law samples).
@@ -44,11 +48,12 @@ from ._note import (
     phase_step,
     timing_features,
 )
-from .base import Encoding, GenerativeModel, sample_categorical
+from .base import Encoding, GenerativeModel, NoteDataConfig, sample_categorical
+from .capabilities import LatentModel
 
 
 @dataclass(frozen=True)
-class VQVAEConfig:
+class VQVAEConfig(NoteDataConfig):
     sample_rate: int = 8000
     n_down: int = 5  # hop = 2**n_down samples per code
     hidden: int = 48
@@ -62,15 +67,9 @@ class VQVAEConfig:
     prior_layers: int = 6  # dilations 1, 2, 4, ...
     source_harmonics: int = 0  # > 0: the decoder hears sin/cos of the pitch's first harmonics
     # conditioning
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
     cond_channels: int = 32
     # data and training
-    data_source: str = "soundfont"
-    note_seconds: float = 1.0
     crop_samples: int = 2048
-    batch_size: int = 8
     learning_rate: float = 2e-3
 
 
@@ -82,7 +81,7 @@ PRESETS = {
 }
 
 
-class VQVAE(GenerativeModel):
+class VQVAE(LatentModel, GenerativeModel):
     """Strided encoder, EMA vector quantiser, factorised conditional decoder, WaveNet prior over codes."""
 
     name = "vqvae"
@@ -187,13 +186,18 @@ class VQVAE(GenerativeModel):
         return codes
 
     # ---- the contract -------------------------------------------------------------------------------------------
-    def _generate(self, n, seconds, cond, temperature, generator, progress):
+    def _sample_latent(self, n, seconds, cond, temperature, generator) -> Encoding:
+        """A code sequence for ``seconds`` of audio, drawn from the prior."""
         n_samples = max(1, int(round(seconds * self.sample_rate)))
-        n_frames = -(-n_samples // self.hop)
-        codes = self.sample_codes(n, n_frames, cond, temperature, generator)
+        codes = self.sample_codes(n, -(-n_samples // self.hop), cond, temperature, generator)
+        return Encoding("codes", {"codes": codes}, self.sample_rate,
+                        meta={"cond": cond, "n_samples": n_samples, "hop": self.hop})
+
+    def _generate(self, n, seconds, cond, temperature, generator, progress):
+        codes = self._sample_latent(n, seconds, cond, temperature, generator)
         if progress is not None:
-            progress(n_samples, n_samples)
-        return self.expected_waveform(self.decoder_logits(self.quantiser.lookup(codes), cond))[..., :n_samples]
+            progress(codes.meta["n_samples"], codes.meta["n_samples"])
+        return self.decode(codes).samples
 
     def encode(self, audio, cond=None) -> Encoding:
         """The code sequence (one code every ``hop`` samples) and each code's prior bits."""

@@ -36,15 +36,14 @@ from torch import nn
 
 from ..audio import Audio
 from ..errors import ParameterError
-from ..layers import gradient_penalty, phase_shuffle
-from ..losses import multi_scale_spectral_loss
+from ..layers import phase_shuffle
+from ..losses import gradient_penalty, multi_scale_spectral_loss
 from ._note import harmonic_source, note_specs, phase_step
-from .base import AdversarialModel, CondSpec, Encoding
+from .base import AdversarialModel, CondSpec, Encoding, NoteDataConfig
 
 
 @dataclass(frozen=True)
-class WaveGANConfig:
-    sample_rate: int = 16000
+class WaveGANConfig(NoteDataConfig):
     latent_size: int = 100
     model_size: int = 64  # d: channels are 16d, 8d, 4d, 2d, d
     n_layers: int = 5  # 16 * 4**5 = 16384 samples
@@ -60,10 +59,6 @@ class WaveGANConfig:
     source_harmonics: int = 0  # > 0: harmonic source channels for the generator's output and the critic
     ema_decay: float = 0.0  # > 0: sample from a running average of the generator's weights
     # conditioning and data
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
-    data_source: str = "soundfont"
     note_seconds: float = 1.024
     batch_size: int = 64
 
@@ -117,6 +112,10 @@ class WaveGAN(AdversarialModel):
     @property
     def n_samples(self) -> int:
         return 16 * self.config.stride ** self.config.n_layers
+
+    @property
+    def max_seconds(self) -> float:
+        return self.n_samples / self.sample_rate
 
     @property
     def conditioning(self) -> tuple[CondSpec, ...]:

@@ -23,10 +23,10 @@ onset; to vocode, the ``f0_hz`` frames if given, else pYIN on the clip (``log_pr
 ``encode``) or on the Griffin-Lim inversion of the mel (``generate`` with mel frames alone).
 The source is a function of the conditioning, so the likelihood stays exact.
 
-Even with the source, pitch came late: at 8 notes a step the mean of a sample (temperature 0)
-held the note but stayed a whisper under the noise. The ``small`` preset takes 32 notes a step
-and upsamples the mel features linearly (``upsample``: ``"repeat"`` holds each frame for a hop,
-``"learned"`` is the paper's transposed convolution, started as linear interpolation).
+Pitch needs many notes per step: with few, the mean of a sample (temperature 0) holds the note
+but stays a whisper under the noise. The ``small`` preset takes 32 notes a step and upsamples
+the mel features linearly (``upsample``: ``"repeat"`` holds each frame for a hop, ``"learned"``
+is the paper's transposed convolution, started as linear interpolation).
 
 :class:`FlowVocoder` holds what WaveGlow and FloWaveNet share (mel conditioning, dequantised
 likelihood, sampling); the flow steps themselves live in :mod:`workbench.layers`.
@@ -44,19 +44,20 @@ from torch import nn
 
 from ..audio import Audio
 from ..dsp.quantise import mu_law_encode, mu_law_expand
-from ..dsp.spectral import log_mel
 from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
 from ..layers import AffineCoupling, FrameUpsampler, InvertibleConv1x1, squeeze, unsqueeze
-from ._note import f0_frames, f0_from_mel, f0_on_frames, f0_source, note_specs
-from .base import CondSpec, Encoding, GenerativeModel
+from ._note import note_specs
+from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig
+from .capabilities import Vocoder
+from .vocoder import f0_frames, f0_source
 
 MU = 255.0
 BIN = 2.0 / MU  # width of one 8-bit mu-law code in companded units
 
 
 @dataclass(frozen=True)
-class WaveGlowConfig:
+class WaveGlowConfig(NoteDataConfig):
     sample_rate: int = 8000
     n_mels: int = 40
     hop_length: int = 64
@@ -72,13 +73,7 @@ class WaveGlowConfig:
     upsample: str = "repeat"  # mel features to sample rate: "repeat" | "linear" | "learned" (FrameUpsampler)
     sigma: float = 1.0  # prior std of z in training
     # data (the notes whose mel is vocoded) and training
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
-    data_source: str = "soundfont"
-    note_seconds: float = 1.0
     crop_samples: int = 2048
-    batch_size: int = 8
     learning_rate: float = 1e-3
 
 
@@ -86,12 +81,12 @@ WAVEGLOW_PRESETS = {
     "tiny": dict(n_mels=16, n_group=4, n_flows=4, n_early_size=1, hidden=8, wn_layers=2, cond_channels=8,
                  instruments=("piano", "flute"), pitch_range=(60, 64), velocities=(100,), note_seconds=0.25,
                  crop_samples=512, source_harmonics=2),
-    # the shipped checkpoint's settings: linear upsampling, and 32 notes a step (8 was too few to learn pitch)
+    # linear upsampling, and 32 notes a step: more notes per step is what lets a small flow hold a pitch
     "small": dict(source_harmonics=4, upsample="linear", batch_size=32),
 }
 
 
-class FlowVocoder(GenerativeModel):
+class FlowVocoder(Vocoder, GenerativeModel):
     """What the two flow vocoders share: mel in, exact (dequantised) likelihood, z out.
 
     Subclasses build ``self.cond_net`` (mel frames -> ``cond_channels`` features) and implement
@@ -133,10 +128,6 @@ class FlowVocoder(GenerativeModel):
         return tuple(specs)
 
     # ---- the source's f0 -------------------------------------------------------------------------------
-    def estimate_f0(self, x: torch.Tensor, fmin: float = 50.0, fmax: float = 2000.0) -> torch.Tensor:
-        """pYIN f0 of samples ``(batch, time)`` on the mel frames ``(batch, time // hop + 1)``, gaps interpolated."""
-        return f0_on_frames(x, self.config, fmin, fmax).to(self.device)
-
     def _pitch_f0(self, pitch, n_frames: int) -> torch.Tensor:
         """A steady f0 ``(batch, n_frames)`` at each item's pitch (MIDI)."""
         return midi_to_hz(torch.as_tensor(pitch, dtype=torch.float32, device=self.device))[:, None].expand(-1, n_frames)
@@ -153,21 +144,12 @@ class FlowVocoder(GenerativeModel):
             return self._pitch_f0(checked["pitch"], n_frames)
         if x is not None:
             return self.estimate_f0(x)[..., :n_frames]
-        return f0_from_mel(mel, self.config, 4 * self.config.hop_length).to(self.device).expand(batch, -1)
+        return self.f0_of_mel(mel).expand(batch, -1)
 
     # ---- mel --------------------------------------------------------------------------------------------
-    def mel_of(self, x: torch.Tensor) -> torch.Tensor:
-        """The log-mel frames this vocoder takes, of samples ``(batch, time)``."""
-        c = self.config
-        return log_mel(x, c.sample_rate, n_fft=4 * c.hop_length, hop_length=c.hop_length, n_mels=c.n_mels)
-
-    def example_frames(self, seconds: float = 0.5, pitch: int | None = None) -> torch.Tensor:
-        """Log-mel frames ``(n_mels, frames)`` of a plain harmonic tone (for trying the vocoder)."""
-        n = max(4 * self.config.hop_length, int(round(seconds * self.sample_rate)))
-        t = torch.arange(n) / self.sample_rate
-        f0 = midi_to_hz(pitch if pitch is not None else sum(self.config.pitch_range) // 2)
-        tone = sum(0.3 / k * torch.sin(2 * torch.pi * k * f0 * t) for k in range(1, 6))
-        return self.mel_of(tone[None])[0]
+    @property
+    def mel_n_fft(self) -> int:
+        return 4 * self.config.hop_length
 
     def cond_features(self, mel: torch.Tensor, n_samples: int, batch: int, f0: torch.Tensor | None = None) -> torch.Tensor:
         """Mel ``(n_mels, frames)`` or ``(batch, n_mels, frames)`` (and with a source its f0 ``(batch, frames)``

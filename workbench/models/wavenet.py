@@ -28,17 +28,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..dsp.quantise import mu_law_decode, mu_law_encode
-from ..dsp.spectral import log_mel
 from ..errors import ParameterError
 from ..layers import GatedResidualBlock
 from . import wavenet_kernel
 from ._note import TIMING_CONSTANTS, harmonic_source, note_specs, phase_step, timing_features
-from .base import CondSpec, Encoding, GenerativeModel, sample_categorical
+from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig, sample_categorical
+from .capabilities import Vocoder
 
 METHODS = ("auto", "fast", "cached", "naive")
 
 @dataclass(frozen=True)
-class WaveNetConfig:
+class WaveNetConfig(NoteDataConfig):
     sample_rate: int = 8000
     n_stacks: int = 2
     n_layers: int = 10  # per stack: dilations 1, 2, ..., 2**(n_layers - 1)
@@ -48,20 +48,14 @@ class WaveNetConfig:
     skip_channels: int = 64
     bits: int = 8  # 2**bits classes
     # conditioning
-    instruments: tuple = ("piano", "flute", "strings", "trumpet")
-    pitch_range: tuple = (48, 72)
-    velocities: tuple = (64, 112)
     cond_channels: int = 32
     timing: bool = True  # note-position features
     n_mels: int = 0  # > 0: local conditioning on log-mel frames (a vocoder)
     source_harmonics: int = 0  # > 0: sample-rate sin/cos of the pitch's first harmonics
     hop_length: int = 64  # frame rate of local conditioning
     # data and training
-    data_source: str = "soundfont"
-    note_seconds: float = 1.0
     crop_samples: int = 3000
     onset_share: float = 0.25  # share of training crops that start at the note onset
-    batch_size: int = 8
     learning_rate: float = 1e-3
 
 
@@ -71,10 +65,14 @@ PRESETS = {
                  pitch_range=(60, 64), velocities=(100,), note_seconds=0.25, crop_samples=512,
                  source_harmonics=2),
     "small": dict(n_layers=9, source_harmonics=4),
-    "vocoder-tiny": dict(sample_rate=8000, n_stacks=1, n_layers=6, residual_channels=16,
-                         gate_channels=32, skip_channels=32, cond_channels=16, timing=False,
-                         n_mels=20, instruments=("piano", "flute"), pitch_range=(60, 64),
-                         velocities=(100,), note_seconds=0.25, crop_samples=512),
+}
+
+#: The WaveNet vocoder's presets: mel frames instead of note-position features.
+VOCODER_PRESETS = {
+    "tiny": dict(sample_rate=8000, n_stacks=1, n_layers=6, residual_channels=16,
+                 gate_channels=32, skip_channels=32, cond_channels=16, timing=False,
+                 n_mels=20, instruments=("piano", "flute"), pitch_range=(60, 64),
+                 velocities=(100,), note_seconds=0.25, crop_samples=512),
 }
 
 
@@ -87,10 +85,14 @@ class WaveNet(GenerativeModel):
     Config = WaveNetConfig
     PRESETS = PRESETS
     notebook = "notebooks/03_receptive_fields.ipynb"
+    generate_options = {"method": METHODS}
 
     def __init__(self, config: WaveNetConfig):
         super().__init__(config)
         c = config
+        if c.n_mels and not isinstance(self, Vocoder):
+            raise ParameterError(f"n_mels={c.n_mels} makes a mel vocoder; create 'wavenet_vocoder' for that "
+                                 "('wavenet' is conditioned on notes)")
         if c.kernel_size < 2:
             raise ParameterError(f"kernel_size={c.kernel_size} must be >= 2")
         if c.gate_channels % 2:
@@ -267,7 +269,7 @@ class WaveNet(GenerativeModel):
         codes = mu_law_encode(x, self.config.bits)
         cond_t = self._cond_tensors(cond, codes.shape[0])
         if self.config.n_mels and cond_t["mel"] is None:
-            cond_t["mel"] = self.mel_of(x)
+            cond_t["mel"] = self.mel_of(x)  # a vocoder given no frames: those of the clip itself
         inputs = F.pad(codes[:, :-1], (1, 0), value=self.silence)  # silence, then codes 0..T-2
         logits = self.forward(inputs, cond_t, start=-1)
         ll = -F.cross_entropy(logits, codes, reduction="none")  # (batch, time) nats
@@ -285,11 +287,6 @@ class WaveNet(GenerativeModel):
             codes, ll = self._step_log_likelihood(audio, cond)
         return Encoding("codes", {"codes": codes, "log_likelihood_bits": ll}, self.sample_rate,
                         meta={"cond": cond})
-
-    def mel_of(self, x: torch.Tensor) -> torch.Tensor:
-        """The log-mel frames this model conditions on, for samples ``(batch, time)``."""
-        c = self.config
-        return log_mel(x, c.sample_rate, n_fft=4 * c.hop_length, hop_length=c.hop_length, n_mels=c.n_mels)
 
     # ---- training ------------------------------------------------------------------------------------------
     def training_step(self, batch, generator=None) -> dict:
@@ -325,7 +322,11 @@ class WaveNet(GenerativeModel):
         return {"loss": loss, "bits_per_sample": loss.detach() / math.log(2)}
 
     # ---- generation ----------------------------------------------------------------------------------------
-    def _generate(self, n, seconds, cond, temperature, generator, progress, method: str | None = None):
+    def _generate(self, n, seconds, cond, temperature, generator, progress, method: str = "auto"):
+        """Sample codes with ``method``: ``"fast"`` (compiled kernel), ``"cached"`` (per-layer queues
+        in PyTorch, the readable reference), ``"naive"`` (recompute the receptive field every step)
+        or ``"auto"`` (fast where numba is available on CPU in float32, else cached). All draw the
+        same samples under the same seed."""
         c = self.config
         n_samples = max(1, int(round(seconds * c.sample_rate)))
         if c.n_mels and cond.get("mel") is not None:
@@ -335,24 +336,6 @@ class WaveNet(GenerativeModel):
         codes = self.sample_codes(n, n_samples, cond_t, temperature, generator, progress, method)
         return mu_law_decode(codes, c.bits)[:, None]  # (n, 1, time)
 
-    def generate(self, n=1, *, seconds=1.0, cond=None, temperature=1.0, generator=None, progress=None,
-                 method: str = "auto"):
-        """Sample notes.
-
-        ``method``: ``"fast"`` (compiled kernel), ``"cached"`` (per-layer queues in PyTorch, the
-        readable reference), ``"naive"`` (recompute the receptive field every step) or
-        ``"auto"`` (fast where numba is available on CPU in float32, else cached). All draw the
-        same samples under the same seed.
-        """
-        if method not in METHODS:
-            raise ParameterError(f"method={method!r} must be one of {', '.join(METHODS)}")
-        self._method = method
-        try:
-            return super().generate(n, seconds=seconds, cond=cond, temperature=temperature,
-                                    generator=generator, progress=progress)
-        finally:
-            self._method = "auto"
-
     def resolve_method(self, method: str) -> str:
         """Which sampler ``method="auto"`` means for this model on this machine."""
         if method != "auto":
@@ -361,11 +344,11 @@ class WaveNet(GenerativeModel):
         return "fast" if fast_ok else "cached"
 
     def sample_codes(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None,
-                     method=None, return_logits=False):
+                     method="auto", return_logits=False):
         """Draw ``n_samples`` codes per item; optionally also return every step's logits."""
-        method = self.resolve_method(method or getattr(self, "_method", "auto"))
         if method not in METHODS:
             raise ParameterError(f"method={method!r} must be one of {', '.join(METHODS)}")
+        method = self.resolve_method(method)
         g, local, omega = self.prepare_cond(cond, n, n_samples)
         if method == "fast":
             sampler = wavenet_kernel.FastSampler(self)
@@ -446,3 +429,21 @@ class WaveNet(GenerativeModel):
         return dilation_diagram(self.dilations, self.config.kernel_size, sample_rate=self.sample_rate,
                                 title=f"WaveNet: {len(self.dilations)} layers, receptive field "
                                       f"{self.receptive_field} samples")
+
+
+class WaveNetVocoder(Vocoder, WaveNet):
+    """WaveNet as a mel vocoder (Shen et al. 2018, Tacotron 2): locally conditioned on log-mel frames
+    upsampled to the sample rate, as well as on the note."""
+
+    name = "wavenet_vocoder"
+    PRESETS = VOCODER_PRESETS
+    notebook = "notebooks/08_spectrogram_and_dsp.ipynb"
+
+    def __init__(self, config: WaveNetConfig):
+        if not config.n_mels:
+            raise ParameterError("wavenet_vocoder needs n_mels > 0 (the mel bands it is conditioned on)")
+        super().__init__(config)
+
+    @property
+    def mel_n_fft(self) -> int:
+        return 4 * self.config.hop_length

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 
 import numpy as np
@@ -25,8 +24,9 @@ import torch
 
 from workbench.data import Notes
 from workbench.dsp.spectral import log_mel
+from workbench.evaluate import write_benchmark
 from workbench.metrics import hop_periodicity, multi_resolution_stft_distance
-from workbench.models import Vocoder, checkpoint_dir, create_model, has_checkpoint, load_model
+from workbench.models import Vocoder, create_model, has_checkpoint, load_model
 
 N_SAMPLES = 8
 
@@ -108,11 +108,7 @@ def main():
         for k, v in metrics.items():
             print(f"  {k:24s} {v}")
         if args.write_card and has_checkpoint(name):
-            card_file = checkpoint_dir(name) / "card.json"
-            card = json.loads(card_file.read_text()) if card_file.exists() else {}
-            card.setdefault("metrics", {}).update(metrics)
-            card["benchmark_command"] = f"python benchmarks/adversarial.py --models {name} --write-card"
-            card_file.write_text(json.dumps(card, indent=2) + "\n")
+            write_benchmark(name, "adversarial", metrics, f"python benchmarks/adversarial.py --models {name} --write-card")
 
 
 if __name__ == "__main__":

@@ -2,16 +2,15 @@
 
     python benchmarks/spectral_route.py [--write-card] [--threads 1]
 
-1. pitch accuracy of generated notes: a fixed pitch x instrument grid, fixed seeds, median pyin
-   f0 within 50 cents of the note asked for;
-2. multi-resolution STFT distance (workbench.metrics) to every held-out note
+Multi-resolution STFT distance (workbench.metrics) to every held-out note
    (``Notes(split="test")`` of the checkpoint's own config), for:
    - Griffin-Lim from the true log-mel (80 bands, n_fft 1024, hop 256; random initial phase),
    - Griffin-Lim from the true linear magnitude (what magnitude-only resynthesis can do at best),
    - DDSP resynthesis (encode the real note: pyin f0 and loudness, then decode),
    - DDSP generation from (pitch, instrument, velocity) alone,
    - note-to-mel + Griffin-Lim generation from (pitch, instrument, velocity) alone.
-Prints a table; with ``--write-card`` stores the numbers under "metrics" in each card.json.
+Prints a table; with ``--write-card`` stores the numbers under ``benchmarks.spectral_route`` in each
+card.json (pitch accuracy and the other zoo numbers come from ``workbench evaluate``).
 """
 
 from __future__ import annotations
@@ -25,29 +24,9 @@ import torch
 
 from workbench import Audio
 from workbench.data import Notes
-from workbench.metrics import multi_resolution_stft_distance, pitch_accuracy
-from workbench.models import checkpoint_dir, create_model, load_model
-
-SEEDS = (0, 1)
-
-
-def grid(model) -> list[dict]:
-    c = model.config
-    pitches = list(range(c.pitch_range[0], c.pitch_range[1] + 1, 3))
-    return [{"pitch": p, "instrument": i, "velocity": max(c.velocities)} for i in c.instruments for p in pitches]
-
-
-def measure_pitch(model, seconds: float) -> dict:
-    notes = grid(model)
-    audios, midis = [], []
-    for seed in SEEDS:
-        cond = {k: [g[k] for g in notes] for k in notes[0]}
-        out = model.generate(len(notes), seconds=seconds, cond=cond, generator=seed)
-        audios += [out[i] for i in range(len(notes))]
-        midis += [g["pitch"] for g in notes]
-    return {"pitch_accuracy": pitch_accuracy(audios, midis), "pitch_grid": {
-        "pitches": sorted({g["pitch"] for g in notes}), "instruments": sorted({g["instrument"] for g in notes}),
-        "velocity": notes[0]["velocity"], "seeds": list(SEEDS), "n_notes": len(audios)}}
+from workbench.evaluate import write_benchmark
+from workbench.metrics import multi_resolution_stft_distance
+from workbench.models import create_model, load_model
 
 
 def held_out(model) -> Notes:
@@ -93,9 +72,7 @@ def main(argv=None) -> int:
     except Exception as exc:  # the table still says what DDSP does
         print(f"note2mel not measured: {exc}")
         note2mel = None
-    results = {"ddsp": measure_pitch(ddsp, ddsp.config.note_seconds)}
-    if note2mel is not None:
-        results["note2mel"] = measure_pitch(note2mel, note2mel.config.note_seconds)
+    results = {"ddsp": {}, **({"note2mel": {}} if note2mel is not None else {})}
     table = mrstft_table(ddsp, note2mel)
     note = ("multi-resolution STFT distance (workbench.metrics, FFT 2048..64, spectral convergence + "
             "log-magnitude L1, lower is better) to the held-out soundfont notes; Griffin-Lim: 32 "
@@ -103,15 +80,12 @@ def main(argv=None) -> int:
     for name in results:
         keys = [k for k in table if k.startswith("mrstft_") and (name in k or "griffinlim_true" in k)]
         results[name].update({k: table[k] for k in keys}, n_test_notes=table["n_test_notes"],
-                             mrstft_note=note, measured_by="python benchmarks/spectral_route.py --write-card")
+                             mrstft_note=note)
     print(json.dumps(results, indent=2))
     print(f"measured in {time.time() - began:.0f} s")
     if args.write_card:
-        for name, metrics in results.items():
-            card_file = checkpoint_dir(name) / "card.json"
-            card = json.loads(card_file.read_text()) if card_file.exists() else {}
-            card["metrics"] = metrics
-            card_file.write_text(json.dumps(card, indent=2) + "\n")
+        for name, values in results.items():
+            write_benchmark(name, "spectral_route", values, "python benchmarks/spectral_route.py --write-card")
     return 0
 
 

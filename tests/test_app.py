@@ -342,7 +342,7 @@ def test_notes_an_octave_apart_have_f0_ratio_two(client, name):
     frames = {s.name: generate_tab.NO_FRAMES for s in model.conditioning if s.kind == "frames"}
     for pitch in (low, low + 12):
         path, *_ = client.predict(*generate_args(model, seconds=0.5, pitch=pitch, **instrument, **frames),
-                                  api_name=f"/generate_{name}")
+                                  api_name="/" + common.endpoint("generate", name))
         x, rate = read(path)
         f0s.append(median_f0(Audio(x, rate), fmin=60.0, fmax=2000.0))
     assert all(math.isfinite(f) for f in f0s), f0s

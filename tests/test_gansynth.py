@@ -127,7 +127,7 @@ def test_equalised_critic_with_minibatch_stddev_saves_and_loads(tmp_path):
 
 
 def test_the_pitch_map_has_a_tooth_at_every_harmonic_below_nyquist():
-    model = create_model("gansynth", "small", pitch_map=True)
+    model = create_model("gansynth+comb", "small")
     c = model.config
     bin_hz = c.sample_rate / c.n_fft
     for pitch in (48, 60, 69, 72):
@@ -143,7 +143,7 @@ def test_the_pitch_map_has_a_tooth_at_every_harmonic_below_nyquist():
 
 def test_a_pitch_map_critic_is_conditional_and_the_generator_follows_the_map():
     torch.manual_seed(0)
-    model = create_model("gansynth", "tiny", pitch_map=True).eval()
+    model = create_model("gansynth+comb", "tiny").eval()
     z = torch.randn(1, model.config.latent_size)
     onehot = model.one_hots([60], ["piano"])
     image = model.generator_image(z, onehot)
@@ -157,7 +157,7 @@ def test_a_pitch_map_critic_is_conditional_and_the_generator_follows_the_map():
 
 def test_the_if_gate_hides_the_phase_of_quiet_bins_from_the_critic():
     torch.manual_seed(0)
-    model = create_model("gansynth", "tiny").eval()
+    model = create_model("gansynth+comb", "tiny").eval()
     assert model.config.if_mask
     onehot = model.one_hots([60], ["piano"])
     rep = model.to_representation(torch.randn(1, model.n_samples) * 0.1)

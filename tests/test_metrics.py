@@ -163,3 +163,48 @@ def test_hop_periodicity_is_one_for_a_repeated_cycle_and_small_for_unrelated_sou
         hop_periodicity(torch.randn(300), 256)
     with pytest.raises(ParameterError, match="one mono clip"):
         hop_periodicity(torch.randn(2, 1, 3000), 256)
+
+
+# ---- harmonic share --------------------------------------------------------------------------------
+def _harmonic_tone(midi, seconds=1.0, sample_rate=16000, n=7):
+    t = torch.arange(int(seconds * sample_rate)) / sample_rate
+    f = 440.0 * 2 ** ((midi - 69) / 12)
+    return sum(torch.sin(2 * torch.pi * k * f * t) / k for k in range(1, n + 1))
+
+
+@pytest.mark.parametrize("midi", [48, 60, 72])
+def test_harmonic_share_of_a_clean_tone_is_one_and_of_the_wrong_pitch_is_low(midi):
+    from workbench.metrics import harmonic_share
+
+    tone = _harmonic_tone(midi)
+    assert harmonic_share(tone, midi, 16000) > 0.99
+    assert harmonic_share(tone, midi + 1, 16000) < 0.4  # a semitone off: the comb misses the partials
+
+
+@pytest.mark.parametrize("snr_db", [20.0, 10.0, 3.0, 0.0])
+def test_harmonic_share_with_known_noise_is_the_harmonic_power_share(snr_db):
+    """Tone plus white noise: share = (P_tone + c * P_noise) / (P_tone + P_noise), where c is the share
+    of white noise's own power that falls in the harmonic bands (measured on the noise alone)."""
+    from workbench.metrics import harmonic_share
+
+    gen = torch.Generator().manual_seed(1)
+    tone = _harmonic_tone(60)
+    noise = torch.randn(tone.shape[-1], generator=gen)
+    noise = noise * (tone.pow(2).mean() / noise.pow(2).mean() / 10 ** (snr_db / 10)).sqrt()
+    c = harmonic_share(noise, 60, 16000)
+    p_tone, p_noise = float(tone.pow(2).mean()), float(noise.pow(2).mean())
+    expected = (p_tone + c * p_noise) / (p_tone + p_noise)
+    assert harmonic_share(tone + noise, 60, 16000) == pytest.approx(expected, abs=0.03)
+
+
+def test_harmonic_share_falls_as_noise_rises_and_is_nan_for_silence():
+    from workbench.metrics import harmonic_share
+
+    tone = _harmonic_tone(55, sample_rate=8000)
+    gen = torch.Generator().manual_seed(2)
+    noise = torch.randn(tone.shape[-1], generator=gen)
+    shares = [harmonic_share(tone + level * noise, 55, 8000) for level in (0.0, 0.1, 0.3, 1.0)]
+    assert shares == sorted(shares, reverse=True)
+    assert math.isnan(harmonic_share(torch.zeros(8000), 55, 8000))
+    with pytest.raises(ParameterError, match="steady part has"):
+        harmonic_share(torch.zeros(300), 55, 8000)

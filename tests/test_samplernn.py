@@ -6,9 +6,9 @@ import torch
 from workbench.models import create_model, has_checkpoint, load_model
 
 
-def _model():
+def _model(name="samplernn"):
     torch.manual_seed(0)
-    return create_model("samplernn", "tiny").eval()
+    return create_model(name, "tiny").eval()
 
 
 def _cond(n=1):
@@ -50,7 +50,7 @@ def test_truncated_bptt_gives_the_same_forward_pass():
 
 
 def test_the_source_reaches_the_prediction_and_is_placed_by_the_offset():
-    model = _model()
+    model = _model("samplernn+source")
     assert model.config.source_harmonics == 2
     codes = torch.randint(0, 256, (1, 4 * model.config.frame_size), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -63,7 +63,7 @@ def test_the_source_reaches_the_prediction_and_is_placed_by_the_offset():
 
 
 def test_the_source_is_silent_before_the_onset_and_repeats_every_period():
-    model = _model()
+    model = _model("samplernn+source")
     period = model.config.sample_rate / 440.0  # A4 at 8 kHz: 18.18 samples
     src = model.source([69], torch.arange(-4, 400))[0]  # (time, 2 * harmonics)
     assert src[:4].abs().max() == 0

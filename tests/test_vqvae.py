@@ -120,7 +120,7 @@ def test_shipped_checkpoint_loads_and_generates():
 
 
 def test_the_decoder_hears_the_source_at_sample_rate_and_the_offset_places_it():
-    model = create_model("vqvae", "tiny").eval()
+    model = create_model("vqvae+source", "tiny").eval()
     assert model.config.source_harmonics == 2
     hop, n_frames = model.hop, 4
     # the source of a crop that starts `offset` samples into the note is that slice of the note's source

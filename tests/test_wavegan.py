@@ -97,7 +97,7 @@ def test_a_training_step_updates_both_generator_and_critic(tiny):
 
 def test_the_source_path_plays_the_requested_period_and_the_critic_hears_it():
     torch.manual_seed(0)
-    model = create_model("wavegan", "tiny").eval()
+    model = create_model("wavegan+source", "tiny").eval()
     assert model.config.source_harmonics == 2
     pitch = torch.tensor([0])  # MIDI 60
     src = model.source(pitch)[0]  # (4, n_samples): sin, sin 2nd, cos, cos 2nd

@@ -9,10 +9,10 @@ from workbench.models import create_model
 COND = {"pitch": [61], "instrument": ["piano"], "velocity": [100]}
 
 
-def _tiny(**overrides):
+def _tiny(name="wavenet", **overrides):
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        return create_model("wavenet", "tiny", **overrides).eval()
+        return create_model(name, "tiny", **overrides).eval()
 
 
 def test_teacher_forced_pass_is_causal():
@@ -139,7 +139,7 @@ def test_a_longer_generation_starts_with_the_same_samples():
 
 
 def test_source_features_repeat_every_period_and_start_at_the_onset():
-    model = _tiny(source_harmonics=3, sample_rate=8000).double()
+    model = _tiny("wavenet+source", source_harmonics=3, sample_rate=8000).double()
     omega = model.phase_step(torch.tensor([69]))  # 440 Hz
     assert torch.allclose(omega, torch.tensor([2 * torch.pi * 440 / 8000], dtype=torch.float64))
     positions = torch.arange(-5, 8000)
@@ -153,7 +153,7 @@ def test_source_features_repeat_every_period_and_start_at_the_onset():
 
 
 def test_source_harmonics_above_nyquist_are_silent():
-    model = _tiny(source_harmonics=4, sample_rate=8000)
+    model = _tiny("wavenet+source", source_harmonics=4, sample_rate=8000)
     omega = model.phase_step(torch.tensor([96]))  # 2093 Hz: the 2nd harmonic is above 4 kHz
     feats = model.source_features(omega, torch.arange(0, 100))[0]
     energy = feats.pow(2).sum(-1)
@@ -162,7 +162,8 @@ def test_source_harmonics_above_nyquist_are_silent():
 
 
 def test_source_reaches_every_generation_path_identically():
-    model = _tiny(n_layers=3, residual_channels=8, gate_channels=16, skip_channels=16, source_harmonics=4)
+    model = _tiny("wavenet+source", n_layers=3, residual_channels=8, gate_channels=16, skip_channels=16,
+                  source_harmonics=4)
     torch.nn.init.normal_(model.source_proj.weight, std=2.0)  # make the source matter
     cond = {"pitch": [60, 64], "instrument": ["piano", "flute"], "velocity": [100, 100]}
     paths = {m: model.sample_codes(2, 3000, cond, 1.0, torch.Generator().manual_seed(4), method=m,

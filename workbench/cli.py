@@ -58,7 +58,7 @@ def cmd_train(args) -> int:
     train(args.model, data=args.data, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
           out=args.out, seed=args.seed, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
           resume=args.resume, device=args.device, overrides=_overrides(args.set), command=command,
-          max_minutes=args.max_minutes)
+          max_minutes=args.max_minutes, select=args.select)
     if os.environ.get("RANK", "0") == "0":
         print(f"checkpoint written to {args.out}")
     return 0
@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=None)
     t.add_argument("--max-minutes", type=float, default=None, help="stop early after this much wall time")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    t.add_argument("--select", default="last", choices=["last", "validation-pitch"],
+                   help="which checkpoint the run stands for: the last step, or the best on the validation "
+                        "notes' pitch (copied to OUT/best); never the test notes")
     t.set_defaults(fn=cmd_train)
 
     r = sub.add_parser("render-notes", help="render the notes models train on into a cache folder "

@@ -112,7 +112,7 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
           seed: int = 0, eval_every: int = 250, checkpoint_every: int = 500, resume: bool = False,
           clip: float | None = 1.0, device: str | None = None, overrides: dict | None = None,
           command: str | None = None, progress: bool = True,
-          max_minutes: float | None = None) -> GenerativeModel:
+          max_minutes: float | None = None, select: str = "last") -> GenerativeModel:
     """Train a model and write its checkpoint folder.
 
     Parameters
@@ -132,6 +132,11 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
         (fields that keep the weights' shapes: schedules, loss weights, learning rates).
     max_minutes : float, optional
         Stop early after this much wall time; the card records the steps actually taken.
+    select : {"last", "validation-pitch"}
+        Which checkpoint the run stands for. ``"last"``: the final step (a budget fixed in
+        advance). ``"validation-pitch"``: at every checkpoint, notes of the *validation* split are
+        generated and scored (pitch accuracy, then harmonic share); the best so far is copied to
+        ``out/best``, whose card says how it was chosen. The test split is never looked at.
 
     Returns
     -------
@@ -198,6 +203,9 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
                     resumed_from=start, run_wall=time.time() - began, device=device)
 
     # 3. the loop
+    if select not in SELECTIONS:
+        raise ParameterError(f"select={select!r} must be one of {', '.join(SELECTIONS)}")
+    best: dict | None = None
     rows: list[dict] = []
     began = time.time()
     elapsed_before = float(state.get("wall_time_s", 0.0)) if state else 0.0
@@ -231,6 +239,9 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
             rows = []
             # the card follows every checkpoint, so a run stopped by hand still says what made it
             write_card(step, wall)
+            if select == "validation-pitch":
+                best = _select_on_validation(model, valid_set, out, step, best)
+                model.train()
     if bar is not None:
         bar.close()
     if out is not None and is_main:
@@ -239,6 +250,50 @@ def train(model: str | GenerativeModel, *, data: str = "notes", preset: str = "s
         _check_replicas_agree(model)
         dist.barrier()
     return model.cpu().eval()
+
+
+SELECTIONS = ("last", "validation-pitch")
+
+
+def _select_on_validation(model: GenerativeModel, valid_set, out: Path, step: int, best: dict | None) -> dict:
+    """Score the checkpoint just written on the validation notes; copy it to ``out/best`` if it is the best.
+
+    The score is (pitch accuracy, harmonic share) of one note per validation item (seed 0, the
+    model's default temperature), compared in that order; a later step wins ties.
+    """
+    import shutil
+
+    from .evaluate import measure_pitch
+
+    if not isinstance(valid_set, Notes):
+        raise ParameterError("select='validation-pitch' scores generated notes, so it needs note data, not a folder")
+    model.eval()
+    grid = [{"pitch": p, "instrument": i} for i, p, _ in valid_set.items]
+    if not grid:
+        raise ParameterError("select='validation-pitch' needs validation notes; this note grid has none")
+    scored = measure_pitch(model, grid, seeds=(0,))
+    score = {"step": step, "pitch_accuracy": scored["pitch_accuracy"], "harmonic_share": scored["harmonic_share"]}
+    history = [*(best or {}).get("history", []), score]
+    key = (score["pitch_accuracy"], score["harmonic_share"])
+    if best is None or key >= (best["pitch_accuracy"], best["harmonic_share"]):
+        best = {**score}
+        target = out / "best"
+        target.mkdir(exist_ok=True)
+        for name in ("config.json", "model.safetensors", "log.csv", "card.json"):
+            shutil.copy2(out / name, target / name)
+    best["history"] = history
+    card_file = out / "best" / "card.json"
+    card = json.loads(card_file.read_text())
+    card["selection"] = {"rule": "best (pitch accuracy, harmonic share) on the validation split's notes, seed 0, "
+                                 "the model's default temperature; checkpoints every checkpoint_every steps; "
+                                 "a later step wins ties", "validation_notes": len(grid),
+                         "chosen_step": best["step"], "chosen": {k: best[k] for k in ("pitch_accuracy", "harmonic_share")},
+                         "candidates": history}
+    card["steps_selected"] = best["step"]
+    card_file.write_text(json.dumps(card, indent=2) + "\n")
+    log.info("validation at step %d: pitch %.2f, harmonic share %.3f (best: step %d)", step,
+             score["pitch_accuracy"], score["harmonic_share"], best["step"])
+    return best
 
 
 def _resume_state(out: Path) -> dict | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, ParameterError
-from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig, Speed
+from .base import Aid, CondSpec, Encoding, GenerativeModel, NoteDataConfig, Speed
 from .capabilities import ClipFrames, LatentModel, Vocoder
 
 #: name -> "module:Class". Imported lazily so that listing models stays cheap.
@@ -26,6 +26,15 @@ REGISTRY: dict[str, str] = {
     "gansynth": "workbench.models.gansynth:GANSynth",
     "wavegan": "workbench.models.wavegan:WaveGAN",
     "wavenet_vocoder": "workbench.models.wavenet:WaveNetVocoder",
+    # aided variants: the published model plus an aid its paper does not have (``aid`` says which)
+    "wavenet+source": "workbench.models.wavenet:WaveNetWithSource",
+    "samplernn+source": "workbench.models.samplernn:SampleRNNWithSource",
+    "waveglow+source": "workbench.models.waveglow:WaveGlowWithSource",
+    "flowavenet+source": "workbench.models.flowavenet:FloWaveNetWithSource",
+    "vqvae+source": "workbench.models.vqvae:VQVAEWithSource",
+    "wavegan+source": "workbench.models.wavegan:WaveGANWithSource",
+    "melgan+source": "workbench.models.melgan:MelGANWithSource",
+    "gansynth+comb": "workbench.models.gansynth:GANSynthWithComb",
 }
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "assets" / "checkpoints"
@@ -105,7 +114,7 @@ def load_card(name_or_dir) -> dict:
 
 
 __all__ = [
-    "REGISTRY", "ClipFrames", "CondSpec", "Encoding", "GenerativeModel", "LatentModel", "NoteDataConfig", "Speed",
+    "REGISTRY", "Aid", "ClipFrames", "CondSpec", "Encoding", "GenerativeModel", "LatentModel", "NoteDataConfig", "Speed",
     "Vocoder", "checkpoint_dir", "create_model", "has_checkpoint", "list_checkpoints", "list_models", "load_card",
     "load_model", "model_class",
 ]

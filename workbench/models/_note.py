@@ -15,7 +15,22 @@ import math
 import torch
 
 from ..dsp.synth import midi_to_hz, upsample
-from .base import CondSpec
+from .base import Aid, CondSpec
+
+#: The oscillator source of neural source-filter models, which the published WaveNet, SampleRNN,
+#: WaveGlow, FloWaveNet, VQ-VAE, WaveGAN and MelGAN do not have.
+OSCILLATOR_SOURCE = Aid(
+    "oscillator source",
+    "sines and cosines of the note's first harmonics, phase-locked to the onset (or following an f0 "
+    "curve), added to the network's input at sample rate: the network learns the filter around them",
+    "neural source-filter models: Wang, Takaki and Yamagishi 2019, arXiv:1904.12088")
+
+#: A picture of where the note's harmonics fall, handed to a network that works on spectra.
+HARMONIC_COMB = Aid(
+    "harmonic comb",
+    "the requested pitch's harmonics drawn as a comb over the frequency bins (or mel bands) and given "
+    "to the network as an extra input",
+    "an aid of this workbench, after the pitch conditioning of Engel et al. 2019, arXiv:1902.08710")
 
 #: Time constants (seconds) of the note-position features exp(-t / T) (as in WaveNet).
 TIMING_CONSTANTS = (0.01, 0.03, 0.1, 0.3, 1.0)

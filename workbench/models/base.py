@@ -118,6 +118,31 @@ class NoteDataConfig:
     batch_size: int = 8
 
 
+@dataclass(frozen=True)
+class Aid:
+    """What hands a model its pitch besides its own learning: shown beside its pitch accuracy.
+
+    Attributes
+    ----------
+    kind : str
+        The README's "aid" column: ``oscillator source``, ``harmonic comb``, ``oscillator bank``,
+        ``re-rendered data``.
+    description : str
+        One line: what the model is given.
+    reference : str
+        Where the idea comes from (authors, year, arXiv).
+    in_paper : bool
+        Whether the paper the model is named after has it (DDSP's oscillators are DDSP). A
+        registered name taken from a paper never carries an aid the paper lacks; the aided
+        variant has its own name (``wavenet+source``).
+    """
+
+    kind: str
+    description: str
+    reference: str
+    in_paper: bool = False
+
+
 #: A model generating at least this many seconds of audio per second of compute answers a control
 #: change at once, so the studio regenerates live; slower models wait for the Generate button.
 INTERACTIVE_REAL_TIME = 4.0
@@ -203,10 +228,16 @@ class GenerativeModel(nn.Module):
     uses_temperature: ClassVar[bool] = True
     #: Extra keyword options of ``generate`` and the values each takes (WaveNet: its sampler).
     generate_options: ClassVar[dict[str, tuple]] = {}
+    #: What hands this model its pitch beyond learning (None: nothing, the model learns it).
+    aid: ClassVar[Aid | None] = None
+    #: Config fields that switch on an aid the paper lacks: a paper-named model refuses them,
+    #: its aided variant (whose ``aid`` is set and not ``in_paper``) needs one of them on.
+    aid_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config):
         super().__init__()
         self.config = config
+        self._check_aid()
         #: The checkpoint's card (``card.json``) when loaded from a folder that has one.
         self.card: dict = {}
 
@@ -255,6 +286,18 @@ class GenerativeModel(nn.Module):
     @property
     def conditioning(self) -> tuple[CondSpec, ...]:
         return ()
+
+    def _check_aid(self) -> None:
+        on = {f: getattr(self.config, f) for f in self.aid_fields if getattr(self.config, f)}
+        aided = self.aid is not None and not self.aid.in_paper
+        if on and not aided:
+            field, value = next(iter(on.items()))
+            raise ParameterError(
+                f"{field}={value!r}: '{self.name}' is the published model, and this adds an aid its paper does "
+                f"not have; create the aided variant instead (its name has a '+', see 'workbench list')")
+        if aided and self.aid_fields and not on:
+            raise ParameterError(f"'{self.name}' is the aided variant ({self.aid.kind}): set one of "
+                                 f"{', '.join(self.aid_fields)} above 0, or use the published model without '+'")
 
     @property
     def default_seconds(self) -> float:

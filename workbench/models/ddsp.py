@@ -46,7 +46,7 @@ from ..dsp.synth import (
 from ..errors import ParameterError
 from ..losses import DEFAULT_FFT_SIZES, multi_scale_spectral_loss
 from ._note import note_specs
-from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig
+from .base import Aid, CondSpec, Encoding, GenerativeModel, NoteDataConfig
 from .capabilities import ClipFrames
 
 #: Notes' default: the key is released after this share of the clip.
@@ -123,6 +123,14 @@ def note_f0_hz(samples: torch.Tensor, pitch, sample_rate: int, n_partials: int =
     return candidates.gather(1, best[:, None])[:, 0].float()
 
 
+#: DDSP's oscillators play the f0 they are given: the pitch is the synthesiser's, by design.
+OSCILLATOR_BANK = Aid(
+    "oscillator bank",
+    "a harmonic synthesiser plays the requested f0 exactly; the network predicts only the harmonic "
+    "amplitudes, the loudness and the noise",
+    "Engel, Hantrakul, Gu and Roberts 2020, arXiv:2001.04643", in_paper=True)
+
+
 class DDSP(ClipFrames, GenerativeModel):
     """Harmonic-plus-noise synthesiser controlled by a GRU (or MLP) decoder at 250 Hz."""
 
@@ -132,6 +140,7 @@ class DDSP(ClipFrames, GenerativeModel):
     Config = DDSPConfig
     PRESETS = PRESETS
     notebook = "notebooks/08_spectrogram_and_dsp.ipynb"
+    aid = OSCILLATOR_BANK
 
     def __init__(self, config: DDSPConfig):
         super().__init__(config)

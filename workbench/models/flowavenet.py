@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import ParameterError
 from ..layers import ActNorm, AffineCoupling, ChannelSwap, squeeze, unsqueeze
+from ._note import OSCILLATOR_SOURCE
 from .base import NoteDataConfig
 from .waveglow import FlowVocoder
 
@@ -45,9 +46,13 @@ class FloWaveNetConfig(NoteDataConfig):
 PRESETS = {
     "tiny": dict(n_mels=16, n_group=2, n_blocks=2, n_flows=2, hidden=8, wn_layers=2, cond_channels=4,
                  instruments=("piano", "flute"), pitch_range=(60, 64), velocities=(100,), note_seconds=0.25,
-                 crop_samples=512, source_harmonics=2),
-    "small": dict(source_harmonics=4),
+                 crop_samples=512),
+    "small": dict(),
 }
+
+#: ``flowavenet+source``: the same presets with the aid switched on.
+AIDED_PRESETS = {"tiny": {**PRESETS["tiny"], "source_harmonics": 2},
+                 "small": {**PRESETS["small"], "source_harmonics": 4}}
 
 
 class FloWaveNet(FlowVocoder):
@@ -56,6 +61,7 @@ class FloWaveNet(FlowVocoder):
     name = "flowavenet"
     Config = FloWaveNetConfig
     PRESETS = PRESETS
+    aid_fields = ("source_harmonics",)
 
     def __init__(self, config: FloWaveNetConfig):
         super().__init__(config)
@@ -135,3 +141,11 @@ class FloWaveNet(FlowVocoder):
                 channels //= 2
                 steps.append((f"split b{b}", channels))
         return steps
+
+
+class FloWaveNetWithSource(FloWaveNet):
+    """FloWaveNet plus an oscillator source (not in the paper) in every coupling network's conditioning."""
+
+    name = "flowavenet+source"
+    aid = OSCILLATOR_SOURCE
+    PRESETS = AIDED_PRESETS

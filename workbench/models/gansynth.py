@@ -48,7 +48,7 @@ from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
 from ..layers import equalise_lr_, he_init_, minibatch_stddev
 from ..losses import gradient_penalty
-from ._note import note_specs
+from ._note import HARMONIC_COMB, note_specs
 from .base import AdversarialModel, CondSpec, Encoding, NoteDataConfig
 
 MAG_EPS = 1e-4  # log(magnitude + eps): silence sits at log(eps)
@@ -81,14 +81,18 @@ class GANSynthConfig(NoteDataConfig):
 PRESETS = {
     "tiny": dict(n_fft=128, hop_length=64, latent_size=8, channels=(16, 8, 8, 8, 4), inversion_steps=3,
                  instruments=("piano", "flute"), pitch_range=(60, 62), velocities=(100,), note_seconds=0.25,
-                 batch_size=2, equalised_lr=True, minibatch_std=True, pitch_map=True, if_mask=True),
+                 batch_size=2, equalised_lr=True, minibatch_std=True, if_mask=True),
     # high frequency resolution (the paper's "+H": bins narrower than a semitone at the lowest
     # pitch), so a pitch is where the harmonic comb's teeth are, not a fine IF value
     # ProGAN's equalised learning rate and minibatch stddev at the paper's learning rate, the pitch
     # map and the IF gate (both explained in the module docstring)
     "small": dict(sample_rate=8000, n_fft=1024, hop_length=256, channels=(64, 64, 64, 48, 32, 24, 16, 16),
-                  equalised_lr=True, minibatch_std=True, pitch_map=True, if_mask=True, learning_rate=8e-4),
+                  equalised_lr=True, minibatch_std=True, if_mask=True, learning_rate=8e-4),
 }
+
+#: ``gansynth+comb``: the same presets with the aid switched on.
+AIDED_PRESETS = {"tiny": {**PRESETS["tiny"], "pitch_map": True},
+                 "small": {**PRESETS["small"], "pitch_map": True}}
 
 
 class PixelNorm(nn.Module):
@@ -119,6 +123,7 @@ class GANSynth(AdversarialModel):
     likelihood = "none"
     Config = GANSynthConfig
     PRESETS = PRESETS
+    aid_fields = ("pitch_map",)
     notebook = "notebooks/07_adversarial.ipynb"
 
     def __init__(self, config: GANSynthConfig):
@@ -436,3 +441,11 @@ class GANSynth(AdversarialModel):
                 axes[0, 0].legend(loc="upper right", fontsize=7)
         fig.suptitle("GANSynth draws the first two images; the third follows by a running sum", fontsize=10)
         return fig
+
+
+class GANSynthWithComb(GANSynth):
+    """GANSynth plus the pitch's harmonic comb (not in the paper) as an extra image channel of generator and critic."""
+
+    name = "gansynth+comb"
+    aid = HARMONIC_COMB
+    PRESETS = AIDED_PRESETS

@@ -24,7 +24,7 @@ from ..audio import Audio
 from ..dsp.spectral import griffin_lim, make_generator, mel_filterbank, stft
 from ..errors import ParameterError
 from ._note import note_specs
-from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig
+from .base import Aid, CondSpec, Encoding, GenerativeModel, NoteDataConfig
 from .capabilities import Vocoder
 
 
@@ -73,6 +73,14 @@ def mel_to_magnitude(log_mel_frames: torch.Tensor, sample_rate: int, n_fft: int,
     return mag.clamp_min(0).to(log_mel_frames.dtype)
 
 
+#: Griffin-Lim's "generate" renders the real note and keeps its magnitude: the pitch is the data's.
+RE_RENDERED = Aid(
+    "re-rendered data",
+    "generate() resynthesises the real dataset note from its magnitude alone (a random initial phase "
+    "made consistent): nothing is learned, so its pitch is the recording's",
+    "Griffin and Lim 1984; Perraudin, Balazs and Sondergaard 2013 (fast Griffin-Lim)", in_paper=True)
+
+
 class GriffinLim(Vocoder, GenerativeModel):
     """Magnitude in, phase rebuilt by Griffin-Lim: the spectral baseline and the default vocoder."""
 
@@ -83,6 +91,7 @@ class GriffinLim(Vocoder, GenerativeModel):
     PRESETS = PRESETS
     notebook = "notebooks/08_spectrogram_and_dsp.ipynb"
     uses_temperature = False  # the only randomness is the initial phase, drawn from the seed
+    aid = RE_RENDERED
 
     def __init__(self, config: GriffinLimConfig):
         super().__init__(config)

@@ -64,7 +64,7 @@ from ..layers import (
     wn_conv_transpose1d,
 )
 from ..losses import feature_matching_loss, hinge_d_loss, hinge_g_loss, multi_scale_spectral_loss
-from ._note import note_specs
+from ._note import OSCILLATOR_SOURCE, note_specs
 from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig
 from .capabilities import Vocoder
 from .vocoder import f0_frames, f0_source
@@ -102,12 +102,16 @@ PRESETS = {
     "tiny": dict(n_fft=256, hop_length=64, n_mels=40, ratios=(4, 4, 4), channels=16, n_noise=2,
                  disc_channels=4, disc_layers=2, disc_max_channels=16, window_sizes=(2, 4), window_channels=8,
                  mel_loss_weight=1.0, segment_frames=8, instruments=("piano", "flute"), pitch_range=(60, 62),
-                 velocities=(100,), note_seconds=0.25, batch_size=2, source_harmonics=2),
+                 velocities=(100,), note_seconds=0.25, batch_size=2),
     "small": dict(channels=96, disc_channels=16, disc_layers=3, disc_max_channels=128, window_sizes=(4, 8, 16),
                   window_channels=32, mel_loss_weight=10.0, stft_loss_weight=1.0, adversarial_start=2000,
                   segment_frames=16, learning_rate=3e-4,
-                  betas=(0.8, 0.99), source_harmonics=8),
+                  betas=(0.8, 0.99)),
 }
+
+#: ``melgan+source``: the same presets with the aid switched on.
+AIDED_PRESETS = {"tiny": {**PRESETS["tiny"], "source_harmonics": 2},
+                 "small": {**PRESETS["small"], "source_harmonics": 8}}
 
 
 class MelGANGenerator(nn.Module):
@@ -156,6 +160,7 @@ class MelGAN(Vocoder, GenerativeModel):
     likelihood = "none"
     Config = MelGANConfig
     PRESETS = PRESETS
+    aid_fields = ("source_harmonics",)
     notebook = "notebooks/07_adversarial.ipynb"
 
     def __init__(self, config: MelGANConfig):
@@ -430,3 +435,11 @@ class MelGAN(Vocoder, GenerativeModel):
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         return fig
+
+
+class MelGANWithSource(MelGAN):
+    """MelGAN plus an oscillator source (not in the paper) following the f0 of the frames, into its last stage."""
+
+    name = "melgan+source"
+    aid = OSCILLATOR_SOURCE
+    PRESETS = AIDED_PRESETS

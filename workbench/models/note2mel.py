@@ -32,7 +32,7 @@ from ..audio import Audio
 from ..dsp.spectral import log_mel, make_generator, mel_filterbank
 from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
-from ._note import note_specs
+from ._note import HARMONIC_COMB, note_specs
 from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig
 from .capabilities import Vocoder
 
@@ -108,6 +108,7 @@ class NoteToMel(GenerativeModel):
     notebook = "notebooks/08_spectrogram_and_dsp.ipynb"
     #: The mel prediction is deterministic; the vocoder samples at its own default temperature.
     uses_temperature = False
+    aid = HARMONIC_COMB  # the comb in mel bands (note2mel is this workbench's own model, named for what it does)
 
     def __init__(self, config: NoteToMelConfig):
         super().__init__(config)

@@ -36,7 +36,7 @@ from torch import nn
 from ..dsp.quantise import mu_law_decode, mu_law_encode
 from ..errors import ParameterError
 from ..layers import NoteEmbedding
-from ._note import harmonic_source, note_specs, note_tensors, phase_step
+from ._note import OSCILLATOR_SOURCE, harmonic_source, note_specs, note_tensors, phase_step
 from .base import Encoding, GenerativeModel, NoteDataConfig, sample_categorical
 
 
@@ -58,9 +58,13 @@ class SampleRNNConfig(NoteDataConfig):
 
 PRESETS = {
     "tiny": dict(hidden=16, embed_dim=8, mlp_hidden=16, tbptt_samples=256, crop_samples=1024, instruments=("piano", "flute"),
-                 pitch_range=(60, 64), velocities=(100,), note_seconds=0.25, source_harmonics=2),
-    "small": dict(source_harmonics=4),
+                 pitch_range=(60, 64), velocities=(100,), note_seconds=0.25),
+    "small": dict(),
 }
+
+#: ``samplernn+source``: the same presets with the aid switched on.
+AIDED_PRESETS = {"tiny": {**PRESETS["tiny"], "source_harmonics": 2},
+                 "small": {**PRESETS["small"], "source_harmonics": 4}}
 
 
 class SampleRNN(GenerativeModel):
@@ -71,6 +75,7 @@ class SampleRNN(GenerativeModel):
     likelihood = "exact"
     Config = SampleRNNConfig
     PRESETS = PRESETS
+    aid_fields = ("source_harmonics",)
     notebook = "notebooks/05_autoregressive.ipynb"
 
     def __init__(self, config: SampleRNNConfig):
@@ -273,3 +278,11 @@ def _box(x0, y0, width, colour):
     from matplotlib.patches import Rectangle
 
     return Rectangle((x0 - 0.4, y0), width - 0.2, 0.6, facecolor=colour, alpha=0.5, edgecolor=colour)
+
+
+class SampleRNNWithSource(SampleRNN):
+    """SampleRNN plus an oscillator source (not in the paper): the pitch's harmonics into the mid tier and the MLP."""
+
+    name = "samplernn+source"
+    aid = OSCILLATOR_SOURCE
+    PRESETS = AIDED_PRESETS

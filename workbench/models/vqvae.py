@@ -41,6 +41,7 @@ from ..layers import (
     VectorQuantiser,
 )
 from ._note import (
+    OSCILLATOR_SOURCE,
     TIMING_CONSTANTS,
     harmonic_source,
     note_specs,
@@ -76,9 +77,13 @@ class VQVAEConfig(NoteDataConfig):
 PRESETS = {
     "tiny": dict(n_down=4, hidden=16, code_dim=8, n_codes=16, prior_channels=16, prior_layers=3,
                  cond_channels=8, instruments=("piano", "flute"), pitch_range=(60, 64), velocities=(100,),
-                 note_seconds=0.25, crop_samples=512, source_harmonics=2),
-    "small": dict(source_harmonics=4),
+                 note_seconds=0.25, crop_samples=512),
+    "small": dict(),
 }
+
+#: ``vqvae+source``: the same presets with the aid switched on.
+AIDED_PRESETS = {"tiny": {**PRESETS["tiny"], "source_harmonics": 2},
+                 "small": {**PRESETS["small"], "source_harmonics": 4}}
 
 
 class VQVAE(LatentModel, GenerativeModel):
@@ -89,6 +94,7 @@ class VQVAE(LatentModel, GenerativeModel):
     likelihood = "bound"
     Config = VQVAEConfig
     PRESETS = PRESETS
+    aid_fields = ("source_harmonics",)
     notebook = "notebooks/06_flows_and_latents.ipynb"
 
     def __init__(self, config: VQVAEConfig):
@@ -277,3 +283,11 @@ class VQVAE(LatentModel, GenerativeModel):
 
 
 
+
+
+class VQVAEWithSource(VQVAE):
+    """The VQ-VAE plus an oscillator source (not in the paper) at the decoder's sample-rate stage."""
+
+    name = "vqvae+source"
+    aid = OSCILLATOR_SOURCE
+    PRESETS = AIDED_PRESETS

@@ -38,7 +38,7 @@ from ..audio import Audio
 from ..errors import ParameterError
 from ..layers import phase_shuffle
 from ..losses import gradient_penalty, multi_scale_spectral_loss
-from ._note import harmonic_source, note_specs, phase_step
+from ._note import OSCILLATOR_SOURCE, harmonic_source, note_specs, phase_step
 from .base import AdversarialModel, CondSpec, Encoding, NoteDataConfig
 
 
@@ -66,12 +66,15 @@ class WaveGANConfig(NoteDataConfig):
 PRESETS = {
     "tiny": dict(latent_size=8, model_size=2, n_layers=3, n_critic=1, inversion_steps=3,
                  inversion_fft_sizes=(256, 64), instruments=("piano", "flute"), pitch_range=(60, 62),
-                 velocities=(100,), note_seconds=0.25, batch_size=2, source_harmonics=2,
+                 velocities=(100,), note_seconds=0.25, batch_size=2,
                  ema_decay=0.9),
     # 4096 samples (0.256 s); d = 8
-    "small": dict(latent_size=64, model_size=8, n_layers=4, n_critic=2, note_seconds=0.256, batch_size=16,
-                  source_harmonics=4),  # ema_decay off: the shipped card's command still reproduces it
+    "small": dict(latent_size=64, model_size=8, n_layers=4, n_critic=2, note_seconds=0.256, batch_size=16),  # ema_decay off: the shipped card's command still reproduces it
 }
+
+#: ``wavegan+source``: the same presets with the aid switched on.
+AIDED_PRESETS = {"tiny": {**PRESETS["tiny"], "source_harmonics": 2},
+                 "small": {**PRESETS["small"], "source_harmonics": 4}}
 
 
 class WaveGAN(AdversarialModel):
@@ -82,6 +85,7 @@ class WaveGAN(AdversarialModel):
     likelihood = "none"
     Config = WaveGANConfig
     PRESETS = PRESETS
+    aid_fields = ("source_harmonics",)
     notebook = "notebooks/07_adversarial.ipynb"
 
     def __init__(self, config: WaveGANConfig):
@@ -296,3 +300,11 @@ class WaveGAN(AdversarialModel):
         ax.set_title("phase shuffle: the critic sees each layer's activations shifted by a random few steps")
         ax.legend(fontsize=7)
         return fig
+
+
+class WaveGANWithSource(WaveGAN):
+    """WaveGAN plus an oscillator source (not in the paper) that its generator envelopes and its critic hears."""
+
+    name = "wavegan+source"
+    aid = OSCILLATOR_SOURCE
+    PRESETS = AIDED_PRESETS

@@ -47,7 +47,7 @@ from ..dsp.quantise import mu_law_encode, mu_law_expand
 from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
 from ..layers import AffineCoupling, FrameUpsampler, InvertibleConv1x1, squeeze, unsqueeze
-from ._note import note_specs
+from ._note import OSCILLATOR_SOURCE, note_specs
 from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig
 from .capabilities import Vocoder
 from .vocoder import f0_frames, f0_source
@@ -80,10 +80,14 @@ class WaveGlowConfig(NoteDataConfig):
 WAVEGLOW_PRESETS = {
     "tiny": dict(n_mels=16, n_group=4, n_flows=4, n_early_size=1, hidden=8, wn_layers=2, cond_channels=8,
                  instruments=("piano", "flute"), pitch_range=(60, 64), velocities=(100,), note_seconds=0.25,
-                 crop_samples=512, source_harmonics=2),
+                 crop_samples=512),
     # linear upsampling, and 32 notes a step: more notes per step is what lets a small flow hold a pitch
-    "small": dict(source_harmonics=4, upsample="linear", batch_size=32),
+    "small": dict(upsample="linear", batch_size=32),
 }
+
+#: ``waveglow+source``: the same presets with the aid switched on.
+AIDED_PRESETS = {"tiny": {**WAVEGLOW_PRESETS["tiny"], "source_harmonics": 2},
+                 "small": {**WAVEGLOW_PRESETS["small"], "source_harmonics": 4}}
 
 
 class FlowVocoder(Vocoder, GenerativeModel):
@@ -295,6 +299,7 @@ class WaveGlow(FlowVocoder):
     name = "waveglow"
     Config = WaveGlowConfig
     PRESETS = WAVEGLOW_PRESETS
+    aid_fields = ("source_harmonics",)
 
     def __init__(self, config: WaveGlowConfig):
         super().__init__(config)
@@ -353,3 +358,11 @@ class WaveGlow(FlowVocoder):
                 channels -= c.n_early_size
             steps += [(f"1x1 {k}", channels), (f"coupling {k}", channels // 2)]
         return steps
+
+
+class WaveGlowWithSource(WaveGlow):
+    """WaveGlow plus an oscillator source (not in the paper) in every coupling network's conditioning."""
+
+    name = "waveglow+source"
+    aid = OSCILLATOR_SOURCE
+    PRESETS = AIDED_PRESETS

@@ -4,16 +4,20 @@ Causal dilated convolutions (dilation 1, 2, 4, ... 2**(L-1), repeated in stacks)
 tanh x sigmoid units, residual and skip connections, a 256-way softmax over 8-bit mu-law
 codes. Conditioning: global (pitch, instrument, velocity embeddings) and local, at frame
 rate and upsampled (log-mel frames for vocoding, and "note position" features: decaying
-exponentials of the time since the onset, so an unprimed note knows where in its envelope it is)
-and, at sample rate, a "source": sines and cosines of the requested pitch's first harmonics
-from the onset, as in neural source-filter models (Wang et al. 2019). Unprimed generation has
-to pick a phase from nothing and hold a period it never heard; the source hands it both, and
-the network learns the filter (timbre, envelope, noise) around it.
+exponentials of the time since the onset, so an unprimed note knows where in its envelope it is).
+Unprimed generation has to pick a phase from nothing and hold a period it never heard.
+
+``wavenet`` is the published model. ``wavenet+source`` (:class:`WaveNetWithSource`) adds what
+the paper does not have: at sample rate, sines and cosines of the requested pitch's first
+harmonics from the onset, as in neural source-filter models (Wang et al. 2019). The source hands
+it the phase and the period, and the network learns the filter (timbre, envelope, noise) around
+it; comparing the two shows how much of the pitch the network learns itself.
 
 ``forward(codes)`` is the teacher-forced pass: ``logits[..., t]`` is the distribution of
 sample ``t + 1`` given samples up to ``t``. Generation has two readable paths that give the
 same samples under the same seed: ``naive`` (recompute the receptive field each step) and
-``cached`` (one queue per layer, Paine et al. 2016 "Fast Wavenet generation").
+``cached`` (one queue per layer, Paine et al. 2016 "Fast Wavenet generation"), plus ``fast``,
+the cached path compiled (:mod:`workbench.models.wavenet_kernel`).
 
 Notebook: notebooks/03_receptive_fields.ipynb
 """
@@ -31,7 +35,14 @@ from ..dsp.quantise import mu_law_decode, mu_law_encode
 from ..errors import ParameterError
 from ..layers import GatedResidualBlock
 from . import wavenet_kernel
-from ._note import TIMING_CONSTANTS, harmonic_source, note_specs, phase_step, timing_features
+from ._note import (
+    OSCILLATOR_SOURCE,
+    TIMING_CONSTANTS,
+    harmonic_source,
+    note_specs,
+    phase_step,
+    timing_features,
+)
 from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig, sample_categorical
 from .capabilities import Vocoder
 
@@ -62,10 +73,12 @@ class WaveNetConfig(NoteDataConfig):
 PRESETS = {
     "tiny": dict(sample_rate=8000, n_stacks=1, n_layers=6, residual_channels=16, gate_channels=32,
                  skip_channels=32, cond_channels=16, instruments=("piano", "flute"),
-                 pitch_range=(60, 64), velocities=(100,), note_seconds=0.25, crop_samples=512,
-                 source_harmonics=2),
-    "small": dict(n_layers=9, source_harmonics=4),
+                 pitch_range=(60, 64), velocities=(100,), note_seconds=0.25, crop_samples=512),
+    "small": dict(n_layers=9),
 }
+
+#: ``wavenet+source``: the same presets with the oscillator source switched on.
+SOURCE_PRESETS = {"tiny": {**PRESETS["tiny"], "source_harmonics": 2}, "small": {**PRESETS["small"], "source_harmonics": 4}}
 
 #: The WaveNet vocoder's presets: mel frames instead of note-position features.
 VOCODER_PRESETS = {
@@ -86,6 +99,7 @@ class WaveNet(GenerativeModel):
     PRESETS = PRESETS
     notebook = "notebooks/03_receptive_fields.ipynb"
     generate_options = {"method": METHODS}
+    aid_fields = ("source_harmonics",)
 
     def __init__(self, config: WaveNetConfig):
         super().__init__(config)
@@ -447,3 +461,11 @@ class WaveNetVocoder(Vocoder, WaveNet):
     @property
     def mel_n_fft(self) -> int:
         return 4 * self.config.hop_length
+
+
+class WaveNetWithSource(WaveNet):
+    """WaveNet plus an oscillator source (not in the paper): the pitch's harmonics at sample rate."""
+
+    name = "wavenet+source"
+    aid = OSCILLATOR_SOURCE
+    PRESETS = SOURCE_PRESETS

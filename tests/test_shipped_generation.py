@@ -4,6 +4,10 @@ The digests in ``tests/data/shipped_generation.json`` were recorded before the c
 restructuring (capabilities, shared note config, options as arguments) by running this file as a
 script (``python tests/test_shipped_generation.py --record``). A refactor that changes what a
 checkpoint makes fails here. Audio is compared as the int16 samples a WAV file holds.
+
+Changed on purpose since, each in its own commit: ``vae`` (generate draws from p(x | z) instead of
+playing the decoder's mean). Aided checkpoints moved to their own names (``wavenet+source``...)
+with the same digests.
 """
 
 from __future__ import annotations

@@ -91,3 +91,13 @@ def test_shipped_checkpoint_rebuilds_held_out_notes_at_their_pitch_from_the_post
 
     model = load_model("vae")
     assert reconstruction_pitch(model, max_notes=3)["reconstruction_pitch_accuracy"] == 1.0
+
+
+def test_generate_samples_p_x_given_z_and_the_mean_is_an_option():
+    model = create_model("vae", "tiny").eval()
+    latent = model.sample_latent(1, seconds=0.1, generator=4)
+    mean = model.generate(1, seconds=0.1, generator=4, decoder="mean")
+    assert torch.equal(mean.samples, model.decode(latent).samples)  # the mean of p(x | z) at the same z
+    drawn = model.generate(1, seconds=0.1, generator=4)
+    assert drawn.n_samples == mean.n_samples and not torch.equal(drawn.samples, mean.samples)
+    assert float(drawn.samples.diff().abs().mean()) > float(mean.samples.diff().abs().mean())  # a draw is rough

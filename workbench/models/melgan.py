@@ -15,8 +15,9 @@ loss plus feature matching (L1 between the discriminators' activations on real a
 weight 10). GAN-TTS's idea is an option: random-window discriminators that judge random
 windows of several sizes, unconditionally and conditioned on the window's mel frames.
 
-Departures, all switches in the config (the ``small`` preset uses them: a vocoder must learn
-in minutes on a CPU rather than days on a GPU): ``mel_loss_weight`` adds HiFi-GAN's L1 between
+``melgan`` trains as the paper does. Departures, all switches in the config, make
+``melgan+source`` (:class:`MelGANWithSource`), which learns in minutes on a CPU rather than days
+on a GPU: ``mel_loss_weight`` adds HiFi-GAN's L1 between
 log-mel frames of real and generated audio and ``stft_loss_weight`` Parallel WaveGAN's
 multi-resolution STFT loss; ``adversarial_start`` lets the generator learn from those
 reconstruction losses alone for that many steps before the discriminators join (Parallel
@@ -29,7 +30,7 @@ all alike, it plays the same ``hop_length``-sample cycle again and again: the no
 multiple of the frame rate (``sample_rate / hop_length`` = 62.5 Hz here) with a buzz, unless the
 net reads the phase from the tiny differences between frames, which takes far more training
 than a CPU gives (:func:`workbench.metrics.hop_periodicity` measures it). Speech, MelGAN's home,
-rarely holds a pitch still; music does. With ``source_harmonics`` (the ``small`` preset) the
+rarely holds a pitch still; music does. With ``source_harmonics`` (``melgan+source``) the
 generator also hears, at sample rate, sines and cosines of the first harmonics of an f0 curve,
 their phase running freely (the source of neural source-filter models, as NSF-HiFiGAN does for
 singing): the phase comes from the source and the mel shapes it. The f0 is the ``f0_hz`` frames
@@ -99,19 +100,26 @@ class MelGANConfig(NoteDataConfig):
 
 
 PRESETS = {
-    "tiny": dict(n_fft=256, hop_length=64, n_mels=40, ratios=(4, 4, 4), channels=16, n_noise=2,
-                 disc_channels=4, disc_layers=2, disc_max_channels=16, window_sizes=(2, 4), window_channels=8,
-                 mel_loss_weight=1.0, segment_frames=8, instruments=("piano", "flute"), pitch_range=(60, 62),
-                 velocities=(100,), note_seconds=0.25, batch_size=2),
-    "small": dict(channels=96, disc_channels=16, disc_layers=3, disc_max_channels=128, window_sizes=(4, 8, 16),
-                  window_channels=32, mel_loss_weight=10.0, stft_loss_weight=1.0, adversarial_start=2000,
-                  segment_frames=16, learning_rate=3e-4,
-                  betas=(0.8, 0.99)),
+    "tiny": dict(n_fft=256, hop_length=64, n_mels=40, ratios=(4, 4, 4), channels=16, n_noise=0,
+                 disc_channels=4, disc_layers=2, disc_max_channels=16, segment_frames=8,
+                 instruments=("piano", "flute"), pitch_range=(60, 62), velocities=(100,), note_seconds=0.25,
+                 batch_size=2),
+    # the paper's training: discriminators from the first step, hinge loss plus feature matching,
+    # no reconstruction loss, no noise input, Adam(1e-4, 0.5, 0.9); smaller than the paper's
+    "small": dict(channels=96, n_noise=0, disc_channels=16, disc_layers=3, disc_max_channels=128,
+                  segment_frames=16),
 }
 
-#: ``melgan+source``: the same presets with the aid switched on.
-AIDED_PRESETS = {"tiny": {**PRESETS["tiny"], "source_harmonics": 2},
-                 "small": {**PRESETS["small"], "source_harmonics": 8}}
+#: ``melgan+source``: the oscillator source, plus this workbench's departures for learning in
+#: minutes on a CPU (noise channels, GAN-TTS windows, HiFi-GAN's mel loss, Parallel WaveGAN's
+#: STFT loss and delayed discriminators).
+AIDED_PRESETS = {
+    "tiny": {**PRESETS["tiny"], "n_noise": 2, "window_sizes": (2, 4), "window_channels": 8, "mel_loss_weight": 1.0,
+             "source_harmonics": 2},
+    "small": {**PRESETS["small"], "n_noise": 4, "window_sizes": (4, 8, 16), "window_channels": 32,
+              "mel_loss_weight": 10.0, "stft_loss_weight": 1.0, "adversarial_start": 2000, "learning_rate": 3e-4,
+              "betas": (0.8, 0.99), "source_harmonics": 8},
+}
 
 
 class MelGANGenerator(nn.Module):

@@ -66,6 +66,7 @@ class VAE(LatentModel, GenerativeModel):
     Config = VAEConfig
     PRESETS = PRESETS
     notebook = "notebooks/06_flows_and_latents.ipynb"
+    generate_options = {"decoder": ("sample", "mean")}
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
@@ -152,8 +153,12 @@ class VAE(LatentModel, GenerativeModel):
         return Encoding("posterior", {"mean": z, "variance": torch.zeros_like(z)}, self.sample_rate,
                         meta={"cond": cond, "n_samples": n_samples})
 
-    def _generate(self, n, seconds, cond, temperature, generator, progress):
-        return self.decode(self._sample_latent(n, seconds, cond, temperature, generator)).samples
+    def _generate(self, n, seconds, cond, temperature, generator, progress, decoder: str = "sample"):
+        """``z`` from the prior (its spread scaled by ``temperature``), then ``decoder="sample"``: a draw
+        of p(x | z), one independent sample per time step (what the model says a note is), or
+        ``"mean"``: the decoder's mean waveform (smooth, and blurred where the samples disagree)."""
+        latent = self._sample_latent(n, seconds, cond, temperature, generator)
+        return self.decode(latent, sample=decoder == "sample", generator=generator).samples
 
     def training_step(self, batch, generator=None) -> dict:
         """Negative ELBO on a hop-aligned crop, the KL weight warmed up over the first steps."""

@@ -51,3 +51,26 @@ def test_reconstruction_pitch_hears_what_the_decoder_rebuilds():
     assert reconstruction_pitch(Silent(), max_notes=3)["reconstruction_pitch_accuracy"] == 0.0
     # and the real model runs through it (an untrained one may rebuild nothing)
     assert 0.0 <= reconstruction_pitch(model, max_notes=2)["reconstruction_pitch_accuracy"] <= 1.0
+
+
+def test_cards_are_measured_on_the_test_notes_and_checkpoints_chosen_on_the_validation_notes():
+    from workbench.evaluate import evaluation_notes
+
+    model = create_model("wavenet", "small")
+    test, where = evaluation_notes(model, "test")
+    valid, _ = evaluation_notes(model, "validation")
+    assert "test split" in where and test and valid
+    assert not {tuple(sorted(c.items())) for c in test} & {tuple(sorted(c.items())) for c in valid}
+    assert {"pitch", "instrument", "velocity"} == set(test[0])
+
+
+def test_validation_selection_keeps_the_best_checkpoint_and_says_how_it_was_chosen(tmp_path):
+    out = tmp_path / "griffinlim"
+    # Griffin-Lim re-renders the real note: every validation note is at its pitch, at every step
+    train("griffinlim", preset="small", steps=2, out=out, eval_every=0, checkpoint_every=1, progress=False,
+          command="test", select="validation-pitch", overrides={"n_iter": 2, "note_seconds": 0.25})
+    card = json.loads((out / "best" / "card.json").read_text())
+    selection = card["selection"]
+    assert [c["step"] for c in selection["candidates"]] == [1, 2]
+    assert selection["chosen_step"] == 2 and selection["chosen"]["pitch_accuracy"] == 1.0  # ties: the later step
+    assert "validation" in selection["rule"] and card["steps_selected"] == 2

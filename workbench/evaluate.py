@@ -25,6 +25,38 @@ from .models.base import GenerativeModel
 from .models.capabilities import LatentModel
 
 
+def evaluation_notes(model: GenerativeModel, split: str = "test") -> tuple[list[dict], str]:
+    """The conditions a card's pitch numbers are measured on: one per note of the ``test`` split.
+
+    The notes are the model's own held-out ones (by hash of the note, disjoint from the
+    ``validation`` notes training chooses checkpoints on, and from the training notes). A grid too
+    small to hold out any note (the tiny presets) falls back to :func:`pitch_grid`.
+
+    Returns
+    -------
+    ``(conditions, where they come from)``; conditions hold ``pitch`` and, where the model takes
+    them, ``instrument`` and ``velocity``.
+    """
+    from .train import make_dataset
+
+    specs = {s.name for s in model.conditioning}
+    if "pitch" not in specs:
+        return [], "none"
+    notes = make_dataset(model, "notes", split)
+    conds = []
+    for instrument, pitch, velocity in notes.items:
+        cond = {"pitch": pitch}
+        if "instrument" in specs:
+            cond["instrument"] = instrument
+        if "velocity" in specs:
+            cond["velocity"] = velocity
+        if cond not in conds:
+            conds.append(cond)
+    if conds:
+        return conds, f"the {split} split's notes"
+    return pitch_grid(model), f"a pitch grid (the {split} split of this small note grid is empty)"
+
+
 def pitch_grid(model: GenerativeModel, n_pitches: int = 5) -> list[dict]:
     """A fixed grid of conditions: ``n_pitches`` evenly spread pitches x every instrument."""
     specs = {s.name: s for s in model.conditioning}
@@ -94,7 +126,7 @@ def replay_card_hit(name_or_dir) -> dict | None:
         return None
     note = hits[0]
     grid = [n for n in metrics["notes"] if n["seed"] == note["seed"]]
-    cond = {k: [n[k] for n in grid] for k in ("pitch", "instrument") if k in note}
+    cond = {k: [n[k] for n in grid] for k in ("pitch", "instrument", "velocity") if k in note}
     audio = model.generate(len(grid), seconds=metrics["seconds"], cond=cond, generator=note["seed"],
                            temperature=metrics.get("temperature", 1.0))[grid.index(note)]
     midi = note["pitch"]
@@ -169,8 +201,9 @@ def evaluate_checkpoint(name_or_dir, *, write_card: bool = False, n_seeds: int =
             bar.refresh()
 
     report: dict = {"model": model.name, "parameters": model.n_parameters}
-    grid = pitch_grid(model)
+    grid, where = evaluation_notes(model)
     if grid:
+        report["notes_from"] = where
         report.update(measure_pitch(model, grid, seeds=tuple(range(n_seeds)), temperature=temperature,
                                     progress=tick))
         if report["temperature"] != 1.0:  # also as trained, for comparison with the other models
@@ -228,7 +261,7 @@ def reproduce_card(name_or_dir) -> dict[str, tuple[float, float, float]]:
     tolerance = {**REPRODUCE_TOLERANCE, **metrics.get("reproduce_tolerance", {})}
     out = {}
     if "pitch_accuracy" in metrics:
-        now = measure_pitch(model, pitch_grid(model), seeds=tuple(metrics.get("seeds", [0])),
+        now = measure_pitch(model, evaluation_notes(model)[0], seeds=tuple(metrics.get("seeds", [0])),
                             seconds=metrics["seconds"], temperature=metrics["temperature"],
                             tolerance_cents=metrics["tolerance_cents"])
         for key in ("pitch_accuracy", "harmonic_share"):

@@ -258,18 +258,19 @@ SELECTIONS = ("last", "validation-pitch")
 def _select_on_validation(model: GenerativeModel, valid_set, out: Path, step: int, best: dict | None) -> dict:
     """Score the checkpoint just written on the validation notes; copy it to ``out/best`` if it is the best.
 
-    The score is (pitch accuracy, harmonic share) of one note per validation item (seed 0, the
-    model's default temperature), compared in that order; a later step wins ties.
+    The score is (pitch accuracy, harmonic share) of one note per validation note (seed 0, the
+    model's default temperature; :func:`workbench.evaluate.evaluation_notes`), compared in that
+    order; a later step wins ties.
     """
     import shutil
 
-    from .evaluate import measure_pitch
+    from .evaluate import evaluation_notes, measure_pitch
 
     if not isinstance(valid_set, Notes):
         raise ParameterError("select='validation-pitch' scores generated notes, so it needs note data, not a folder")
     model.eval()
-    grid = [{"pitch": p, "instrument": i} for i, p, _ in valid_set.items]
-    if not grid:
+    grid, where = evaluation_notes(model, "validation")
+    if not grid or "validation split" not in where:
         raise ParameterError("select='validation-pitch' needs validation notes; this note grid has none")
     scored = measure_pitch(model, grid, seeds=(0,))
     score = {"step": step, "pitch_accuracy": scored["pitch_accuracy"], "harmonic_share": scored["harmonic_share"]}

@@ -1,6 +1,7 @@
 """The model contract every system follows, plus save/load and conditioning checks.
 
-A :class:`GenerativeModel` is an ``nn.Module`` built from a config dataclass. Subclasses set
+:class:`Model` is what every registered model shares (config and presets, card, training,
+checkpoints); a :class:`GenerativeModel` is a model of audio, an ``nn.Module`` built from a config dataclass. Subclasses set
 ``name``, ``family``, ``likelihood``, ``Config`` and ``PRESETS``, and implement ``_generate``
 (and ``encode`` / ``decode`` / ``log_prob`` / ``training_step`` / ``visualise`` as the family
 allows). The public methods here validate arguments once, at the boundary.
@@ -212,38 +213,28 @@ class Encoding:
         return "\n".join(lines)
 
 
-class GenerativeModel(nn.Module):
-    """Base class of every system: one contract for the app, the notebooks and the trainer."""
+class Model(nn.Module):
+    """What every registered model has: a config built from named presets, a card, training, a
+    figure, and safetensors checkpoints. :class:`GenerativeModel` adds the audio contract; the
+    symbolic models (a language model over notes, a transcriber) add their own.
+    """
 
     name: ClassVar[str] = "model"
     family: ClassVar[str] = "autoregressive"
-    likelihood: ClassVar[str] = "none"
     Config: ClassVar[type] = object
     PRESETS: ClassVar[dict[str, dict]] = {}
     #: The notebook that explains this model (shown in the model zoo).
     notebook: ClassVar[str] = "notebooks/00_tour.ipynb"
-    #: The temperature ``generate`` samples at when none is given (and the cards measure at).
-    default_temperature: ClassVar[float] = 1.0
-    #: Whether ``temperature`` changes what this model makes (False: it is accepted and ignored).
-    uses_temperature: ClassVar[bool] = True
-    #: Extra keyword options of ``generate`` and the values each takes (WaveNet: its sampler).
-    generate_options: ClassVar[dict[str, tuple]] = {}
-    #: What hands this model its pitch beyond learning (None: nothing, the model learns it).
-    aid: ClassVar[Aid | None] = None
-    #: Config fields that switch on an aid the paper lacks: a paper-named model refuses them,
-    #: its aided variant (whose ``aid`` is set and not ``in_paper``) needs one of them on.
-    aid_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self._check_aid()
         #: The checkpoint's card (``card.json``) when loaded from a folder that has one.
         self.card: dict = {}
 
     # ---- construction ------------------------------------------------------------
     @classmethod
-    def from_preset(cls, preset: str = "tiny", **overrides) -> GenerativeModel:
+    def from_preset(cls, preset: str = "tiny", **overrides) -> Model:
         """Build from a named preset, with any config field overridden."""
         if preset not in cls.PRESETS:
             raise ParameterError(
@@ -259,7 +250,7 @@ class GenerativeModel(nn.Module):
         values = {**cls.PRESETS[preset], **overrides}
         return cls(cls.Config(**values))
 
-    def with_config(self, **changes) -> GenerativeModel:
+    def with_config(self, **changes) -> Model:
         """A copy with config fields changed and the same weights (in train/eval mode as this one).
 
         Meant for fields that leave every weight's shape alone (schedules, loss weights, learning
@@ -278,6 +269,129 @@ class GenerativeModel(nn.Module):
             raise ParameterError(f"changing {', '.join(sorted(changes))} reshapes {self.name}'s weights, so the "
                                  "trained ones no longer fit; start a new run (without --resume) instead") from err
         return model.to(self.device).train(self.training)
+
+    @property
+    def speed(self) -> Speed | None:
+        """How fast this checkpoint generates, from its card (None when unmeasured)."""
+        return Speed.from_card(self.card)
+
+    @property
+    def interactive(self) -> bool:
+        """Whether generation is fast enough to follow every control change (measured, never guessed)."""
+        return self.speed is not None and self.speed.interactive
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def visualise(self, *args, **kwargs):
+        """The figure that explains this model."""
+        raise UnsupportedError(f"{self.name} has no figure yet")
+
+    # ---- training ---------------------------------------------------------------------
+    def training_step(self, batch, generator=None) -> dict:
+        """Loss on one batch ``(samples (batch, 1, time), cond dict)``: returns ``{"loss": ...}``."""
+        raise UnsupportedError(f"{self.name} has nothing to train")
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(self.parameters(), lr=self.config.learning_rate)]
+
+    def train_step(self, batch, optimizers, *, generator=None, clip: float | None = 1.0,
+                   sync=None) -> dict:
+        """One optimisation step (the default: one loss, one optimiser).
+
+        Adversarial models override this to alternate generator and discriminator. ``sync``
+        averages gradients across processes under ``torchrun``.
+        """
+        (opt,) = optimizers
+        opt.zero_grad(set_to_none=True)
+        logs = self.training_step(batch, generator=generator)
+        logs["loss"].backward()
+        if sync is not None:
+            sync(self.parameters())
+        if clip:
+            logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.parameters(), clip).detach()
+        opt.step()
+        return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
+
+    @torch.no_grad()
+    def eval_step(self, batch, generator=None) -> dict:
+        was_training = self.training
+        self.eval()
+        logs = self.training_step(batch, generator=generator)
+        self.train(was_training)
+        return {k: float(v) for k, v in logs.items()}
+
+    # ---- persistence ---------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return {"model": self.name, "config": dataclasses.asdict(self.config)}
+
+    def save(self, directory) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (no pickled code) into ``directory``."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "config.json").write_text(json.dumps(self.config_dict(), indent=2) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / "model.safetensors"))
+        return directory
+
+    @classmethod
+    def load(cls, directory, device: str | torch.device = "cpu") -> Model:
+        """Build from ``config.json`` and load ``model.safetensors`` (never unpickles)."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path = directory / "config.json"
+        weights = directory / "model.safetensors"
+        if not config_path.exists() or not weights.exists():
+            raise CheckpointError(
+                f"{str(directory)!r} is not a checkpoint folder (needs config.json and model.safetensors); "
+                "train one with 'workbench train'"
+            )
+        meta = json.loads(config_path.read_text())
+        if meta.get("model") != cls.name:
+            raise CheckpointError(f"{directory} holds a {meta.get('model')!r} model, not {cls.name!r}")
+        config = cls.Config(**_tuples(meta["config"]))
+        model = cls(config)
+        state = load_file(str(weights))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{directory} does not match {cls.name}'s config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        card = directory / "card.json"
+        model.card = json.loads(card.read_text()) if card.exists() else {}
+        model.eval()
+        return model.to(device)
+
+
+
+class GenerativeModel(Model):
+    """A model of audio: the one contract for the app, the notebooks and the trainer."""
+
+    likelihood: ClassVar[str] = "none"
+    #: The temperature ``generate`` samples at when none is given (and the cards measure at).
+    default_temperature: ClassVar[float] = 1.0
+    #: Whether ``temperature`` changes what this model makes (False: it is accepted and ignored).
+    uses_temperature: ClassVar[bool] = True
+    #: Extra keyword options of ``generate`` and the values each takes (WaveNet: its sampler).
+    generate_options: ClassVar[dict[str, tuple]] = {}
+    #: What hands this model its pitch beyond learning (None: nothing, the model learns it).
+    aid: ClassVar[Aid | None] = None
+    #: Config fields that switch on an aid the paper lacks: a paper-named model refuses them,
+    #: its aided variant (whose ``aid`` is set and not ``in_paper``) needs one of them on.
+    aid_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._check_aid()
 
     @property
     def sample_rate(self) -> int:
@@ -300,6 +414,11 @@ class GenerativeModel(nn.Module):
                                  f"{', '.join(self.aid_fields)} above 0, or use the published model without '+'")
 
     @property
+    def stochastic(self) -> bool:
+        """Whether the seed changes what ``generate`` makes (False: one output per condition)."""
+        return True
+
+    @property
     def default_seconds(self) -> float:
         """The length of one generation when none is asked for (a note model's note length)."""
         return float(self.config.note_seconds) if isinstance(self.config, NoteDataConfig) else 1.0
@@ -309,25 +428,6 @@ class GenerativeModel(nn.Module):
         """The longest clip ``generate`` makes, for models with a fixed output size (a longer request
         gets this length); None: any length up to :data:`MAX_SECONDS`."""
         return None
-
-    @property
-    def speed(self) -> Speed | None:
-        """How fast this checkpoint generates, from its card (None when unmeasured)."""
-        return Speed.from_card(self.card)
-
-    @property
-    def interactive(self) -> bool:
-        """Whether generation is fast enough to follow every control change (measured, never guessed)."""
-        return self.speed is not None and self.speed.interactive
-
-    @property
-    def n_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    @property
-    def device(self) -> torch.device:
-        p = next(self.parameters(), None)
-        return p.device if p is not None else torch.device("cpu")
 
     # ---- conditioning ---------------------------------------------------------------
     def check_cond(self, cond: dict | None, n: int = 1) -> dict:
@@ -451,40 +551,6 @@ class GenerativeModel(nn.Module):
         """The figure that explains this model."""
         raise UnsupportedError(f"{self.name} has no figure yet")
 
-    # ---- training ---------------------------------------------------------------------
-    def training_step(self, batch, generator=None) -> dict:
-        """Loss on one batch ``(samples (batch, 1, time), cond dict)``: returns ``{"loss": ...}``."""
-        raise UnsupportedError(f"{self.name} has nothing to train")
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.parameters(), lr=self.config.learning_rate)]
-
-    def train_step(self, batch, optimizers, *, generator=None, clip: float | None = 1.0,
-                   sync=None) -> dict:
-        """One optimisation step (the default: one loss, one optimiser).
-
-        Adversarial models override this to alternate generator and discriminator. ``sync``
-        averages gradients across processes under ``torchrun``.
-        """
-        (opt,) = optimizers
-        opt.zero_grad(set_to_none=True)
-        logs = self.training_step(batch, generator=generator)
-        logs["loss"].backward()
-        if sync is not None:
-            sync(self.parameters())
-        if clip:
-            logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.parameters(), clip).detach()
-        opt.step()
-        return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
-
-    @torch.no_grad()
-    def eval_step(self, batch, generator=None) -> dict:
-        was_training = self.training
-        self.eval()
-        logs = self.training_step(batch, generator=generator)
-        self.train(was_training)
-        return {k: float(v) for k, v in logs.items()}
-
     def check_audio_input(self, audio: Audio, max_seconds: float = MAX_SECONDS) -> torch.Tensor:
         """Validate an input clip for this model; return mono samples ``(batch, 1, time)``."""
         if not isinstance(audio, Audio):
@@ -493,50 +559,6 @@ class GenerativeModel(nn.Module):
             audio = audio.resample(self.sample_rate)
         x = check_audio(audio.to_mono().samples, max_samples=int(max_seconds * self.sample_rate))
         return x.to(self.device)
-
-    # ---- persistence ---------------------------------------------------------------------
-    def config_dict(self) -> dict:
-        return {"model": self.name, "config": dataclasses.asdict(self.config)}
-
-    def save(self, directory) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (no pickled code) into ``directory``."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "config.json").write_text(json.dumps(self.config_dict(), indent=2) + "\n")
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(directory / "model.safetensors"))
-        return directory
-
-    @classmethod
-    def load(cls, directory, device: str | torch.device = "cpu") -> GenerativeModel:
-        """Build from ``config.json`` and load ``model.safetensors`` (never unpickles)."""
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        config_path = directory / "config.json"
-        weights = directory / "model.safetensors"
-        if not config_path.exists() or not weights.exists():
-            raise CheckpointError(
-                f"{str(directory)!r} is not a checkpoint folder (needs config.json and model.safetensors); "
-                "train one with 'workbench train'"
-            )
-        meta = json.loads(config_path.read_text())
-        if meta.get("model") != cls.name:
-            raise CheckpointError(f"{directory} holds a {meta.get('model')!r} model, not {cls.name!r}")
-        config = cls.Config(**_tuples(meta["config"]))
-        model = cls(config)
-        state = load_file(str(weights))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{directory} does not match {cls.name}'s config: missing {missing[:5]}, unexpected {unexpected[:5]}"
-            )
-        card = directory / "card.json"
-        model.card = json.loads(card.read_text()) if card.exists() else {}
-        model.eval()
-        return model.to(device)
 
 
 def _tuples(config: dict) -> dict:

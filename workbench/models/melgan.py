@@ -203,6 +203,15 @@ class MelGAN(Vocoder, GenerativeModel):
                         velocity="without mel frames: how hard the dataset note is struck"),
         )
 
+    @property
+    def stochastic(self) -> bool:
+        """Only the noise channels (``n_noise``, not in the paper) make a seed matter."""
+        return self.config.n_noise > 0
+
+    @property
+    def uses_temperature(self) -> bool:  # the temperature scales those noise channels
+        return self.config.n_noise > 0
+
     # ---- features ----------------------------------------------------------------------------------
     def griffin_lim(self):
         """Griffin-Lim in this vocoder's mel convention (the baseline; also renders dataset notes)."""

@@ -1,4 +1,4 @@
-"""``workbench list | train | generate | evaluate | app | lab``.
+"""``workbench list | train | render-notes | data describe | generate | evaluate | app | lab``.
 
 Errors the user can fix print as one line (``error: ...``), not a traceback.
 """
@@ -86,6 +86,25 @@ def cmd_render_notes(args) -> int:
         else:
             os.environ["WORKBENCH_NOTES_CACHE"] = before
     print(f"{n} notes rendered or found in {args.cache}; train elsewhere with WORKBENCH_NOTES_CACHE={args.cache}")
+    return 0
+
+
+def cmd_data_describe(args) -> int:
+    """The dataset card of a score collection (or your files), as a table or JSON."""
+    from .data import Scores
+
+    source = {"files": args.files} if args.files else {"collection": args.collection}
+    card = Scores(**source, max_pieces=args.max_pieces, cache_dir=args.cache, progress=not args.json).describe()
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return 0
+    print(f"scores: {card['collection']} ({card['pieces']['all']} pieces, {card['notes']} notes)")
+    print(f"{'split':<12}{'pieces':>8}{'segments':>10}{'hours':>9}")
+    for split in ("train", "validation", "test", "all"):
+        print(f"{split:<12}{card['pieces'][split]:>8}{card['segments'][split]:>10}{card['hours'][split]:>9.3f}")
+    low, high = card["pitch_range"]
+    parts = ", ".join(f"{n} parts x {count}" for n, count in card["parts"].items())
+    print(f"pitch range {low}..{high} (MIDI); {card['notes_per_second']:.2f} notes per second (mean); {parts}")
     return 0
 
 
@@ -186,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", default="small")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     r.set_defaults(fn=cmd_render_notes)
+
+    d = sub.add_parser("data", help="inspect the datasets").add_subparsers(dest="action", required=True)
+    dd = d.add_parser("describe", help="a dataset's card: pieces and hours per split, pitch range, density")
+    dd.add_argument("dataset", choices=["scores"])
+    dd.add_argument("--collection", default="chorales", help="chorales | folk (music21's corpus)")
+    dd.add_argument("--files", nargs="+", default=None, help="your MIDI / MusicXML / ABC files or folders instead")
+    dd.add_argument("--max-pieces", type=int, default=None, help="only the collection's first N pieces")
+    dd.add_argument("--cache", default=None, help="cache folder (default $WORKBENCH_SCORES_CACHE, else none)")
+    dd.add_argument("--json", action="store_true", help="print the card as JSON")
+    dd.set_defaults(fn=cmd_data_describe)
 
     g = sub.add_parser("generate", help="generate a sound to a file")
     g.add_argument("model")

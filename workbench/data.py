@@ -1,10 +1,13 @@
-"""Datasets: single notes of real sampled instruments (a small NSynth), procedural notes, your files.
+"""Datasets: single notes of sampled instruments (a small NSynth), procedural notes, real music, your files.
 
 - :class:`Notes` with ``source="soundfont"`` renders notes of real sampled instruments from the
   FluidR3 GM SoundFont through FluidSynth (Debian: ``apt-get install fluidsynth
   fluid-soundfont-gm``; Python: ``pip install pyfluidsynth``), about 1000x faster than real time.
 - :class:`Notes` with ``source="synth"`` makes harmonic notes with exactly known f0 and partial
   amplitudes from pip packages alone.
+- :class:`Scores` is real music: Bach chorales and folk tunes from the score corpus bundled in
+  ``music21`` (or your MIDI / MusicXML / ABC files), rendered through the same SoundFont one part
+  per MIDI channel, cut into segments with a sample-aligned piano roll (:mod:`workbench.scores`).
 - :class:`AudioFolder` chunks your own recordings.
 - :func:`examples` loads the short clips shipped in ``assets/audio/``.
 """
@@ -94,6 +97,10 @@ def find_soundfont(path: str | os.PathLike | None = None) -> Path:
     )
 
 
+#: The MIDI channel of each part when a piece renders (General MIDI keeps channel 9 for drums).
+PART_CHANNELS = tuple(c for c in range(16) if c != 9)
+
+
 def _import_fluidsynth():
     try:
         import fluidsynth  # pyfluidsynth
@@ -156,21 +163,68 @@ class SoundFontRenderer:
         """Render ``events`` = [(onset_s, duration_s, midi, velocity), ...] on one program."""
         self._open()
         self.synth.program_select(0, self.sfid, 0, program)
-        n_total = int(round(seconds * self.sample_rate))
         changes = []
         for onset, duration, midi, velocity in events:
-            changes.append((int(round(onset * self.sample_rate)), 1, int(midi), int(velocity)))
-            changes.append((int(round((onset + duration) * self.sample_rate)), 0, int(midi), 0))
+            changes.append((int(round(onset * self.sample_rate)), 1, 0, int(midi), int(velocity)))
+            changes.append((int(round((onset + duration) * self.sample_rate)), 0, 0, int(midi), 0))
+        return self._play(changes, int(round(seconds * self.sample_rate)))
+
+    def render_parts(self, events, seconds: float, programs) -> np.ndarray:
+        """Render ``events`` = [(onset_s, duration_s, midi, velocity, part), ...], one program per part.
+
+        Part ``k`` plays General MIDI program ``programs[k]`` on its own MIDI channel
+        (:data:`PART_CHANNELS`: 0..15 without 9, General MIDI's drum channel), so at most 15 parts.
+        Like :meth:`render_events`, each call starts from a fresh synth: the same events render
+        bit-identically.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(round(seconds * sample_rate),)`` float32 mono in [-1, 1].
+
+        Raises
+        ------
+        ParameterError
+            More than 15 programs, a program outside 0..127, or an event whose part has no program.
+        """
+        programs = [int(p) for p in programs]
+        if len(programs) > len(PART_CHANNELS):
+            raise ParameterError(
+                f"{len(programs)} parts is more than the {len(PART_CHANNELS)} melodic MIDI channels; "
+                "merge parts or render them in groups"
+            )
+        for program in programs:
+            if not 0 <= program <= 127:
+                raise ParameterError(f"program={program} is outside General MIDI's 0..127")
+        self._open()
+        for part, program in enumerate(programs):
+            self.synth.program_select(PART_CHANNELS[part], self.sfid, 0, program)
+        changes = []
+        for onset, duration, midi, velocity, part in events:
+            if not 0 <= part < len(programs):
+                raise ParameterError(
+                    f"an event of part {part} has no program ({len(programs)} given); pass one per part"
+                )
+            channel = PART_CHANNELS[part]
+            changes.append((int(round(onset * self.sample_rate)), 1, channel, int(midi), int(velocity)))
+            changes.append((int(round((onset + duration) * self.sample_rate)), 0, channel, int(midi), 0))
+        return self._play(changes, int(round(seconds * self.sample_rate)))
+
+    def _play(self, changes, n_total: int) -> np.ndarray:
+        """Run ``changes`` = [(sample, on, channel, midi, velocity), ...] through the synth.
+
+        Note-offs sort before note-ons at the same sample, so a repeated key is released first.
+        """
         changes.sort(key=lambda c: (c[0], c[1]))
         out, position = [], 0
-        for at, on, midi, velocity in changes:
+        for at, on, channel, midi, velocity in changes:
             at = min(at, n_total)
             out.append(self._samples(at - position))
             position = at
             if on:
-                self.synth.noteon(0, midi, velocity)
+                self.synth.noteon(channel, midi, velocity)
             else:
-                self.synth.noteoff(0, midi)
+                self.synth.noteoff(channel, midi)
         out.append(self._samples(n_total - position))
         return np.concatenate(out).astype(np.float32)
 
@@ -468,11 +522,36 @@ def examples(sample_rate: int | None = None) -> dict[str, Audio]:
 
 
 def collate(batch):
-    """Stack ``(samples, cond)`` pairs: samples ``(batch, 1, time)``, cond a dict of lists/tensors."""
+    """Stack ``(samples, cond)`` pairs: samples ``(batch, 1, time)``, cond a dict of lists/tensors.
+
+    Numbers become a ``(batch,)`` tensor, tensors of one shape (a piano roll) are stacked,
+    anything else (names) stays a list.
+    """
     samples = torch.stack([b[0] for b in batch])
     conds = [b[1] for b in batch]
     cond = {}
     for key in conds[0] if conds else ():
         values = [c[key] for c in conds]
-        cond[key] = torch.tensor(values) if isinstance(values[0], int | float) else values
+        if isinstance(values[0], int | float):
+            cond[key] = torch.tensor(values)
+        elif isinstance(values[0], torch.Tensor) and all(v.shape == values[0].shape for v in values):
+            cond[key] = torch.stack(values)
+        else:
+            cond[key] = values
     return samples, cond
+
+
+# Real music (scores.py renders with the SoundFontRenderer above, so it is imported last).
+from .scores import (  # noqa: E402, F401
+    NoteEvent,
+    PerformanceVocabulary,
+    Piece,
+    Scores,
+    decode_performance,
+    encode_performance,
+    events_from_midi,
+    events_from_score,
+    events_to_midi,
+    read_pieces,
+    targets,
+)

@@ -521,6 +521,32 @@ def examples(sample_rate: int | None = None) -> dict[str, Audio]:
     return out
 
 
+def note_dataset(config, split: str = "train", data: str = "notes"):
+    """One split of the notes (or recordings) a note model's config describes.
+
+    ``config`` has the fields of :class:`~workbench.models.base.NoteDataConfig`. ``data`` is
+    ``"notes"`` (the configured source), ``"soundfont"``, ``"synth"`` or a folder of audio files
+    (its segments split 80 / 10 / 10 in order).
+    """
+    if data in ("notes", "soundfont", "synth"):
+        low, high = config.pitch_range
+        return Notes(source=config.data_source if data == "notes" else data, instruments=config.instruments,
+                     pitches=range(low, high + 1), velocities=config.velocities, seconds=config.note_seconds,
+                     sample_rate=config.sample_rate, split=split)
+    path = Path(data)
+    if not path.is_dir():
+        raise ParameterError(f"data={data!r} is not 'notes', 'soundfont', 'synth' or a folder of audio files")
+    full = AudioFolder(path, config.note_seconds, config.sample_rate)
+    n_held = max(1, len(full) // 10) if len(full) >= 3 else 0
+    ranges = {"test": range(n_held), "validation": range(n_held, 2 * n_held),
+              "train": range(2 * n_held, len(full)), "all": range(len(full))}
+    if split not in ranges:
+        raise ParameterError(f"split={split!r} must be one of {', '.join(ranges)}")
+    if split == "all" or (not n_held and split == "train"):
+        return full
+    return torch.utils.data.Subset(full, ranges[split])
+
+
 def collate(batch):
     """Stack ``(samples, cond)`` pairs: samples ``(batch, 1, time)``, cond a dict of lists/tensors.
 

@@ -25,40 +25,18 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .data import AudioFolder, Notes, collate
+from .data import Notes, collate
 from .errors import ParameterError
 from .models import create_model, model_class
-from .models.base import GenerativeModel, NoteDataConfig
+from .models.base import GenerativeModel
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_dataset(model: GenerativeModel, data: str = "notes", split: str = "train"):
-    """One split (``train``, ``validation``, ``test`` or ``all``) of the data matching the model's
-    config (rate, instruments, pitches).
-
-    ``data`` is ``"notes"`` (the model's configured note source), ``"soundfont"``, ``"synth"`` or a
-    folder of audio files (its segments split 80 / 10 / 10 in order).
-    """
-    c = model.config
-    if not isinstance(c, NoteDataConfig):
-        raise ParameterError(f"{model.name} does not train on notes or clips; its own data comes with its config")
-    if data in ("notes", "soundfont", "synth"):
-        low, high = c.pitch_range
-        return Notes(source=c.data_source if data == "notes" else data, instruments=c.instruments,
-                     pitches=range(low, high + 1), velocities=c.velocities, seconds=c.note_seconds,
-                     sample_rate=c.sample_rate, split=split)
-    path = Path(data)
-    if path.is_dir():
-        full = AudioFolder(path, c.note_seconds, c.sample_rate)
-        n_held = max(1, len(full) // 10) if len(full) >= 3 else 0
-        ranges = {"test": range(n_held), "validation": range(n_held, 2 * n_held),
-                  "train": range(2 * n_held, len(full)), "all": range(len(full))}
-        if split not in ranges:
-            raise ParameterError(f"split={split!r} must be one of {', '.join(ranges)}")
-        return full if split == "all" or not n_held and split == "train" else torch.utils.data.Subset(full, ranges[split])
-    raise ParameterError(f"data={data!r} is not 'notes', 'soundfont', 'synth' or a folder of audio files")
+    """One split (``train``, ``validation``, ``test`` or ``all``) of the model's data (:meth:`Model.dataset`)."""
+    return model.dataset(split, data)
 
 
 def make_datasets(model: GenerativeModel, data: str = "notes"):

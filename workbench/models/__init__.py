@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, ParameterError
-from .base import Aid, CondSpec, Encoding, GenerativeModel, NoteDataConfig, Speed
+from .base import Aid, CondSpec, Encoding, GenerativeModel, Model, NoteDataConfig, ScoreDataConfig, Speed
 from .capabilities import ClipFrames, LatentModel, Vocoder
 
 #: name -> "module:Class". Imported lazily so that listing models stays cheap.
@@ -114,7 +114,8 @@ def load_card(name_or_dir) -> dict:
 
 
 __all__ = [
-    "REGISTRY", "Aid", "ClipFrames", "CondSpec", "Encoding", "GenerativeModel", "LatentModel", "NoteDataConfig", "Speed",
+    "REGISTRY", "Aid", "ClipFrames", "CondSpec", "Encoding", "GenerativeModel", "LatentModel", "Model",
+    "NoteDataConfig", "ScoreDataConfig", "Speed",
     "Vocoder", "checkpoint_dir", "create_model", "has_checkpoint", "list_checkpoints", "list_models", "load_card",
     "load_model", "model_class",
 ]

@@ -120,6 +120,26 @@ class NoteDataConfig:
 
 
 @dataclass(frozen=True)
+class ScoreDataConfig:
+    """What every music model's config shares: the pieces it learns from, rendered to audio.
+
+    :meth:`Model.dataset` builds :class:`~workbench.data.Scores` from these fields: segments of
+    ``segment_seconds`` at ``sample_rate`` with their piano roll at ``hop_length`` samples per
+    frame over ``pitch_range``; ``transpose`` shifts the training split only.
+    """
+
+    sample_rate: int = 16000
+    collection: str = "folk"
+    max_pieces: int = 400
+    programs: tuple | None = None  # an instrument per part (names or GM numbers); the collection's own
+    segment_seconds: float = 2.0
+    hop_length: int = 256
+    pitch_range: tuple = (21, 108)
+    transpose: tuple = (0,)
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
 class Aid:
     """What hands a model its pitch besides its own learning: shown beside its pitch accuracy.
 
@@ -269,6 +289,28 @@ class Model(nn.Module):
             raise ParameterError(f"changing {', '.join(sorted(changes))} reshapes {self.name}'s weights, so the "
                                  "trained ones no longer fit; start a new run (without --resume) instead") from err
         return model.to(self.device).train(self.training)
+
+    # ---- data ----------------------------------------------------------------------------
+    def dataset(self, split: str = "train", data: str = "notes"):
+        """One split (``train``, ``validation``, ``test``, ``all``) of the data this model learns from.
+
+        Note models (:class:`NoteDataConfig`): ``data`` is ``"notes"`` (the configured note
+        source), ``"soundfont"``, ``"synth"`` or a folder of your recordings. Music models
+        (:class:`ScoreDataConfig`): ``data`` is ``"notes"`` or ``"scores"`` (the configured
+        collection) or a folder of your MIDI / MusicXML files. Models with other data override this.
+        """
+        from ..data import Scores, note_dataset
+
+        c = self.config
+        if isinstance(c, NoteDataConfig):
+            return note_dataset(c, split, data)
+        if isinstance(c, ScoreDataConfig):
+            files = None if data in ("notes", "scores") else data
+            return Scores(c.collection, files=files, split=split, max_pieces=c.max_pieces,
+                          segment_seconds=c.segment_seconds, sample_rate=c.sample_rate, hop_length=c.hop_length,
+                          pitch_range=c.pitch_range, transpose=c.transpose if split == "train" else (0,),
+                          programs=None if c.programs is None else list(c.programs))
+        raise ParameterError(f"{self.name} has no dataset of its own; pass it one")
 
     @property
     def speed(self) -> Speed | None:

@@ -8,7 +8,7 @@ import torch
 from workbench import Audio
 from workbench.errors import ParameterError, UnsupportedError, WorkbenchError
 from workbench.models import Vocoder, create_model, list_models, load_model
-from workbench.models.base import FAMILIES, LIKELIHOODS, CondSpec, Encoding
+from workbench.models.base import FAMILIES, LIKELIHOODS, CondSpec, Encoding, GenerativeModel
 
 
 def _cond_for(model, n=1, seconds=0.1):
@@ -17,7 +17,7 @@ def _cond_for(model, n=1, seconds=0.1):
     return {"mel": model.example_frames(seconds=seconds)} if isinstance(model, Vocoder) else {}
 
 
-@pytest.fixture(params=list_models())
+@pytest.fixture(params=list_models(GenerativeModel))
 def model(request):
     torch.manual_seed(0)
     return create_model(request.param, "tiny").eval()

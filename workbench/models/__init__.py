@@ -40,9 +40,12 @@ REGISTRY: dict[str, str] = {
 CHECKPOINTS = Path(__file__).resolve().parent.parent.parent / "assets" / "checkpoints"
 
 
-def list_models() -> list[str]:
-    """Names of every registered system."""
-    return list(REGISTRY)
+def list_models(kind: type | None = None) -> list[str]:
+    """Names of every registered system, or of those whose class is a ``kind`` (a capability or
+    :class:`GenerativeModel` for the models of audio)."""
+    if kind is None:
+        return list(REGISTRY)
+    return [name for name in REGISTRY if issubclass(model_class(name), kind)]
 
 
 def model_class(name: str) -> type[GenerativeModel]:

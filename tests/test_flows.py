@@ -167,3 +167,131 @@ def test_a_wrong_f0_curve_is_refused_with_what_was_expected(name):
         model.generate(1, cond={"mel": mel, "f0_hz": mel})  # frames of the wrong kind
     with pytest.raises(ParameterError, match="NaN"):
         model.generate(1, cond={"mel": mel, "f0_hz": torch.full((mel.shape[-1],), float("nan"))})
+
+
+# ---- FloWaveNet's learned prior on the split-off channels (Glow's split; the authors' Block.prior) ----------
+def _with_prior(**overrides):
+    """A scrambled tiny FloWaveNet with a learned split prior whose network is scrambled too."""
+    model = _scrambled("flowavenet", learned_prior=True, **overrides)
+    assert model.priors is not None and len(model.priors) == model.config.n_blocks - 1
+    return model
+
+
+def test_the_default_flowavenet_has_no_prior_weights_and_the_option_adds_them():
+    plain = create_model("flowavenet", "tiny")
+    assert not any(k.startswith("priors.") for k in plain.state_dict())
+    prior = create_model("flowavenet", "prior-tiny")
+    assert prior.config.learned_prior and any(k.startswith("priors.") for k in prior.state_dict())
+    assert any(step.startswith("prior") for step, _ in prior.flow_diagram())
+
+
+@pytest.mark.parametrize("mode", FrameUpsampler.MODES)
+def test_a_flow_with_a_learned_prior_inverts_exactly(mode):
+    model = _with_prior(upsample=mode)
+    n = 16 * model.multiple
+    x = torch.randn(2, 1, n, dtype=torch.float64) * 0.3
+    c = _cond(model, n).expand(2, -1, -1)
+    with torch.no_grad():
+        splits = model.split_priors(x, c)
+        assert float(splits[0]["mean"].abs().max()) > 1e-3 and float(splits[0]["log_sd"].abs().max()) > 1e-3
+        z, _ = model.flow(x, c)
+        again = model.inverse(z, c)
+    assert z.shape == (2, n)
+    assert torch.allclose(again, x, atol=1e-6)
+
+
+def test_the_learned_prior_log_density_is_the_change_of_variables_done_by_hand():
+    from torch.distributions import Normal
+
+    model = _with_prior()
+    # the same flow without the prior: its Jacobian, by autograd, maps x to the raw split halves and the output
+    plain = create_model("flowavenet", "tiny").double().eval()
+    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    assert not missing and unexpected and all(k.startswith("priors.") for k in unexpected)
+    n = 16
+    x = torch.randn(1, 1, n, dtype=torch.float64) * 0.3
+    c = _cond(model, n)
+    jac = torch.autograd.functional.jacobian(lambda v: plain.flow(v.view(1, 1, n), c)[0][0], x.flatten())
+    sign, log_det = torch.linalg.slogdet(jac)  # (16, 16)
+    assert float(sign) != 0
+    with torch.no_grad():
+        splits = model.split_priors(x, c)
+        raw, _ = plain.flow(x, c)  # the raw split halves first, then the last block's output
+        n_split = sum(s["z"].numel() for s in splits)
+        log_p = sum(Normal(s["mean"], s["log_sd"].exp()).log_prob(s["z"]).sum() for s in splits)
+        log_p = log_p + Normal(0.0, 1.0).log_prob(raw[0, n_split:]).sum()
+        assert torch.allclose(model.log_density(x, c)[0], log_p + log_det, atol=1e-8)
+
+
+def test_a_fresh_learned_prior_is_the_standard_normal_so_the_likelihood_is_the_default_models():
+    torch.manual_seed(0)
+    plain = create_model("flowavenet", "tiny").eval()
+    prior = create_model("flowavenet", "prior-tiny").eval()
+    missing, _ = prior.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(k.startswith("priors.") for k in missing)  # the prior nets stay zero-initialised
+    audio = plain.generate(2, seconds=0.1, generator=0)
+    assert torch.equal(prior.log_prob(audio), plain.log_prob(audio))
+    x = prior._trim(audio.samples)
+    c = prior.features_of(x)
+    with torch.no_grad():
+        assert torch.equal(prior.flow(x, c)[0], plain.flow(x, c)[0])
+
+
+def test_the_split_prior_mean_moves_with_the_kept_channels():
+    model = _with_prior()
+    n = 16 * model.multiple
+    x = torch.randn(1, 1, n, dtype=torch.float64) * 0.3
+    c = _cond(model, n)
+    with torch.no_grad():
+        split = model.split_priors(x, c)[0]
+        cond = model._conds(c)[0]
+        mean, log_sd = model.priors[0](split["kept"], cond)
+        assert torch.equal(mean, split["mean"]) and torch.equal(log_sd, split["log_sd"])
+        moved, _ = model.priors[0](split["kept"] + 0.1 * torch.randn_like(split["kept"]), cond)
+    assert float((moved - mean).abs().max()) > 1e-3
+
+
+def test_sampling_at_temperature_zero_gives_the_prior_means_and_temperature_scales_the_std():
+    model = _with_prior()
+    n = 16 * model.multiple
+    c = _cond(model, n)
+    eps = torch.randn(1, n, dtype=torch.float64)
+    with torch.no_grad():
+        for temperature in (0.0, 0.5):
+            x = model.inverse(temperature * eps, c)  # what _generate does, at sigma = 1
+            splits = model.split_priors(x, c)
+            assert float(splits[0]["mean"].abs().max()) > 1e-3
+            offset = 0
+            for s in splits:
+                noise = eps[:, offset: offset + s["z"].numel()].view_as(s["z"])
+                assert torch.allclose(s["z"], s["mean"] + s["log_sd"].exp() * temperature * noise, atol=1e-8)
+                offset += s["z"].numel()
+
+
+def test_a_flowavenet_with_a_learned_prior_keeps_the_contract(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("flowavenet", "prior-tiny").eval()
+    mel = model.example_frames(0.1)
+    a = model.generate(2, cond={"mel": mel}, generator=3)
+    assert a.batch_size == 2 and bool(torch.isfinite(a.samples).all())
+    assert torch.equal(model.generate(2, cond={"mel": mel}, generator=3).samples, a.samples)
+    bits = model.log_prob(a)
+    assert bits.shape == (2,) and bool(torch.isfinite(bits).all())
+    model.save(tmp_path / "ckpt")
+    again = load_model(tmp_path / "ckpt")
+    assert again.config.learned_prior
+    assert torch.equal(again.generate(2, cond={"mel": mel}, generator=3).samples, a.samples)
+    y = model.decode(model.encode(a))
+    assert torch.allclose(y.samples, a.samples[..., : y.n_samples], atol=1e-4)
+    aided = create_model("flowavenet+source", "prior-tiny")
+    assert aided.config.learned_prior and aided.config.source_harmonics
+
+
+def test_training_with_a_learned_prior_reaches_the_prior_network():
+    torch.manual_seed(0)
+    model = create_model("flowavenet", "prior-tiny").train()
+    samples = 0.3 * torch.randn(2, 1, 2000)
+    logs = model.training_step((samples, {"pitch": [60, 62]}), generator=torch.Generator().manual_seed(0))
+    logs["loss"].backward()
+    grads = [p.grad for p in model.priors.parameters()]
+    assert torch.isfinite(logs["loss"]) and any(g is not None and float(g.abs().max()) > 0 for g in grads)

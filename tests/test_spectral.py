@@ -20,6 +20,7 @@ from workbench.dsp.spectral import (
     log_mel,
     magnitude,
     mel_filterbank,
+    mel_to_linear_matrix,
     phase,
     phase_to_if,
     random_phase,
@@ -307,3 +308,20 @@ def test_log_mel_of_a_tensor_needs_the_sample_rate():
     with pytest.raises(ParameterError, match="sample_rate=16000"):
         log_mel(torch.zeros(4000))
     assert log_mel(torch.zeros(4000), sample_rate=SR).shape[-2] == 80
+
+
+@pytest.mark.filterwarnings("ignore:At least one mel filterbank has all zero values")
+def test_mel_to_linear_matrix_is_magentas_inverse_and_maps_nothing_from_an_empty_band():
+    fb = mel_filterbank(128, 64, SR).double()  # (64, 65): bands narrower than a bin hold none
+    empty = fb.sum(1) == 0
+    assert bool(empty.any())
+    # GANSynth's code (Magenta specgrams_helper._mel_to_linear_matrix), written with numpy
+    m = fb.numpy()
+    sums = (m @ m.T).sum(axis=0)
+    expected = m.T @ np.diag([1.0 / s if abs(s) > 1e-8 else s for s in sums])
+    inverse = mel_to_linear_matrix(fb)
+    assert inverse.shape == (65, 64) and inverse.dtype == fb.dtype
+    assert np.allclose(inverse.numpy(), expected, rtol=1e-10, atol=0)
+    assert bool(torch.isfinite(inverse).all()) and float(inverse[:, empty].abs().max()) == 0
+    with pytest.raises(ParameterError, match="shape"):
+        mel_to_linear_matrix(fb[None])

@@ -324,3 +324,45 @@ def log_mel(x, sample_rate: int | None = None, n_fft: int = DEFAULT_N_FFT,
     fb = _filterbank(n_fft, n_mels, int(sample_rate), 0.0, None).to(mag.device, mag.dtype)
     mel = torch.matmul(fb, mag)  # (..., n_mels, frames)
     return torch.log(mel.clamp_min(floor))
+
+
+def mel_to_linear_matrix(filterbank: torch.Tensor) -> torch.Tensor:
+    """The approximate inverse of a mel filterbank that GANSynth's code uses: ``m^T diag(1 / s)``.
+
+    ``m`` is the filterbank and ``s`` the column sums of ``m m^T``. A mel band's value goes back
+    to the linear bins under its triangle, in proportion to the triangle, and the ``1 / s`` scaling
+    undoes the band's weights on average, so a flat spectrum comes back about flat. It is not an
+    exact inverse: there are as many mel bands as linear bins, but the high bands each pool several
+    bins, and what the bins held separately is spread evenly again. A band that covers no bin
+    (an all-zero row) maps to nothing.
+
+    Parameters
+    ----------
+    filterbank : Tensor ``(n_mels, n_freq)``
+        Non-negative weights, e.g. :func:`mel_filterbank`.
+
+    Returns
+    -------
+    Tensor ``(n_freq, n_mels)``, same dtype: ``linear = inverse @ mel`` for ``mel`` ``(..., n_mels, frames)``.
+
+    Raises
+    ------
+    ParameterError
+        ``filterbank`` is not a 2-D matrix.
+
+    Examples
+    --------
+    >>> fb = mel_filterbank(512, 128, 16000).double()
+    >>> inverse = mel_to_linear_matrix(fb)
+    >>> inverse.shape
+    torch.Size([257, 128])
+    >>> flat = inverse @ (fb @ torch.ones(257, 1, dtype=torch.float64))  # a flat spectrum, there and back
+    >>> bool((flat[1:-12] - 1).abs().max() < 0.01)  # (DC and the top band's outer slope are left out)
+    True
+    """
+    if filterbank.dim() != 2:
+        raise ParameterError(f"filterbank has shape {tuple(filterbank.shape)}; pass one (n_mels, n_freq) matrix")
+    sums = (filterbank @ filterbank.T).sum(0)  # (n_mels,)
+    nonzero = sums != 0
+    scale = torch.where(nonzero, 1 / torch.where(nonzero, sums, torch.ones_like(sums)), torch.zeros_like(sums))
+    return filterbank.T * scale  # (n_freq, n_mels): m^T @ diag(scale)

@@ -49,8 +49,9 @@ from .capabilities import Vocoder
 METHODS = ("auto", "fast", "cached", "naive")
 
 @dataclass(frozen=True)
-class WaveNetConfig(NoteDataConfig):
-    sample_rate: int = 8000
+class WaveNetShape:
+    """The network every WaveNet here shares, whatever conditions it (notes, mel frames, a score)."""
+
     n_stacks: int = 2
     n_layers: int = 10  # per stack: dilations 1, 2, ..., 2**(n_layers - 1)
     kernel_size: int = 2
@@ -58,16 +59,19 @@ class WaveNetConfig(NoteDataConfig):
     gate_channels: int = 64  # split in half: tanh and sigmoid
     skip_channels: int = 64
     bits: int = 8  # 2**bits classes
-    # conditioning
     cond_channels: int = 32
+    hop_length: int = 64  # frame rate of local conditioning
+    crop_samples: int = 3000
+    onset_share: float = 0.25  # share of training crops that start at the onset, silence before
+    learning_rate: float = 1e-3
+
+
+@dataclass(frozen=True)
+class WaveNetConfig(WaveNetShape, NoteDataConfig):
+    sample_rate: int = 8000
     timing: bool = True  # note-position features
     n_mels: int = 0  # > 0: local conditioning on log-mel frames (a vocoder)
     source_harmonics: int = 0  # > 0: sample-rate sin/cos of the pitch's first harmonics
-    hop_length: int = 64  # frame rate of local conditioning
-    # data and training
-    crop_samples: int = 3000
-    onset_share: float = 0.25  # share of training crops that start at the note onset
-    learning_rate: float = 1e-3
 
 
 PRESETS = {
@@ -104,9 +108,6 @@ class WaveNet(GenerativeModel):
     def __init__(self, config: WaveNetConfig):
         super().__init__(config)
         c = config
-        if c.n_mels and not isinstance(self, Vocoder):
-            raise ParameterError(f"n_mels={c.n_mels} makes a mel vocoder; create 'wavenet_vocoder' for that "
-                                 "('wavenet' is conditioned on notes)")
         if c.kernel_size < 2:
             raise ParameterError(f"kernel_size={c.kernel_size} must be >= 2")
         if c.gate_channels % 2:
@@ -123,7 +124,14 @@ class WaveNet(GenerativeModel):
             nn.ReLU(), nn.Conv1d(c.skip_channels, c.skip_channels, 1),
             nn.ReLU(), nn.Conv1d(c.skip_channels, self.n_classes, 1),
         )
-        n_bias = len(self.blocks) * c.gate_channels
+        self._build_conditioning(len(self.blocks) * c.gate_channels)
+
+    def _build_conditioning(self, n_bias: int) -> None:
+        """The layers that turn ``cond`` into a bias for each of the ``n_bias`` gate units (all layers)."""
+        c = self.config
+        if c.n_mels and not isinstance(self, Vocoder):
+            raise ParameterError(f"n_mels={c.n_mels} makes a mel vocoder; create 'wavenet_vocoder' for that "
+                                 "('wavenet' is conditioned on notes)")
         # global conditioning: embeddings summed, then one projection per layer (stacked)
         self.pitch_embed = nn.Embedding(c.pitch_range[1] - c.pitch_range[0] + 1, c.cond_channels)
         self.instrument_embed = nn.Embedding(len(c.instruments), c.cond_channels)
@@ -278,12 +286,25 @@ class WaveNet(GenerativeModel):
         return {"pitch": checked["pitch"], "instrument": checked["instrument"],
                 "velocity": checked["velocity"], "mel": checked.get("mel")}
 
+    def _clip_cond(self, cond: dict | None, x: torch.Tensor) -> dict:
+        """The conditioning to score clip ``x`` ``(batch, time)`` under: ``cond`` checked, and a
+        vocoder given no frames hears those of the clip itself."""
+        cond_t = self._cond_tensors(cond, x.shape[0])
+        if self.config.n_mels and cond_t["mel"] is None:
+            cond_t["mel"] = self.mel_of(x)
+        return cond_t
+
+    def _batch_cond(self, samples: torch.Tensor, cond: dict) -> dict:
+        """The conditioning of a training batch (samples ``(batch, 1, time)``, collated cond)."""
+        cond_t = {"pitch": cond["pitch"], "instrument": cond["instrument"], "velocity": cond["velocity"]}
+        if self.config.n_mels:
+            cond_t["mel"] = self.mel_of(samples[:, 0])
+        return cond_t
+
     def _step_log_likelihood(self, audio, cond) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.check_audio_input(audio)[:, 0]  # (batch, time)
         codes = mu_law_encode(x, self.config.bits)
-        cond_t = self._cond_tensors(cond, codes.shape[0])
-        if self.config.n_mels and cond_t["mel"] is None:
-            cond_t["mel"] = self.mel_of(x)  # a vocoder given no frames: those of the clip itself
+        cond_t = self._clip_cond(cond, x)
         inputs = F.pad(codes[:, :-1], (1, 0), value=self.silence)  # silence, then codes 0..T-2
         logits = self.forward(inputs, cond_t, start=-1)
         ll = -F.cross_entropy(logits, codes, reduction="none")  # (batch, time) nats
@@ -328,9 +349,7 @@ class WaveNet(GenerativeModel):
             u = rf + int(draw[1] * (n - length - rf + 1))
             inputs, start, keep = codes[:, u - rf: u + length - 1], u - rf, rf - 1
         targets = codes[:, u: u + length]
-        cond_t = {"pitch": cond["pitch"], "instrument": cond["instrument"], "velocity": cond["velocity"]}
-        if self.config.n_mels:
-            cond_t["mel"] = self.mel_of(samples[:, 0])
+        cond_t = self._batch_cond(samples, cond)
         logits = self.forward(inputs, cond_t, start=start)[..., keep:]  # (batch, classes, length)
         loss = F.cross_entropy(logits, targets)
         return {"loss": loss, "bits_per_sample": loss.detach() / math.log(2)}

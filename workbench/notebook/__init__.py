@@ -12,10 +12,13 @@ of it:
   :func:`next_code_distribution`, :func:`quantisation_view`;
 - :mod:`.receptive_fields` (notebook 03): :func:`measure_receptive_field`,
   :func:`training_step_cost`, :func:`receptive_field_view`;
+- :mod:`.attention` (notebook 10): the Sparse Transformer's patterns and memory, used as
+  ``nb.attention.pattern_view(...)``;
 - :mod:`.modes` (notebook 04): :class:`Mixture`, :func:`fit_mixture`, :func:`kl_divergences`,
   :func:`ring_mixture`, :func:`mode_coverage`, :func:`covering_vs_seeking`.
 """
 
+from . import attention
 from .display import (
     FAST_ENV,
     STATIC_ENV,
@@ -44,7 +47,7 @@ from .quantisation import code_entropy, next_code_distribution, quantisation_vie
 from .receptive_fields import measure_receptive_field, receptive_field_view, training_step_cost
 
 __all__ = [
-    "FAST_ENV", "STATIC_ENV", "ConditionStudy", "Explorer", "Mixture", "Players", "Text", "code_entropy",
+    "FAST_ENV", "attention", "STATIC_ENV", "ConditionStudy", "Explorer", "Mixture", "Players", "Text", "code_entropy",
     "covering_vs_seeking", "fit_mixture", "griffin_lim_view", "has_front_end", "is_fast", "kl_divergences",
     "load_or_create", "log_magnitude_db", "measure_receptive_field", "mode_coverage", "next_code_distribution",
     "phase_acceleration", "players", "quantisation_view", "receptive_field_view", "ring_mixture", "setup",

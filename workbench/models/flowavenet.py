@@ -67,14 +67,15 @@ PRESETS = {
     "tiny": dict(n_mels=16, n_group=2, n_blocks=2, n_flows=2, hidden=8, wn_layers=2, cond_channels=4,
                  instruments=("piano", "flute"), pitch_range=(60, 64), velocities=(100,), note_seconds=0.25,
                  crop_samples=512),
-    "small": dict(),
+    # the authors' model: a learned prior on the channels each split lets go
+    "small": dict(learned_prior=True),
 }
-# the paper's (and its code's) learned prior on the channels each split lets go
-PRESETS.update({f"prior-{size}": {**PRESETS[size], "learned_prior": True} for size in ("tiny", "small")})
+PRESETS["prior-tiny"] = {**PRESETS["tiny"], "learned_prior": True}
 
-#: ``flowavenet+source``: the same presets with the aid switched on.
+#: ``flowavenet+source``: the same networks with the aid switched on (its small preset keeps the
+#: fixed N(0, I) prior it was trained with).
 AIDED_PRESETS = {"tiny": {**PRESETS["tiny"], "source_harmonics": 2},
-                 "small": {**PRESETS["small"], "source_harmonics": 4}}
+                 "small": {**PRESETS["small"], "learned_prior": False, "source_harmonics": 4}}
 AIDED_PRESETS.update({f"prior-{size}": {**AIDED_PRESETS[size], "learned_prior": True} for size in ("tiny", "small")})
 PRIOR_LAYERS = 2  # the prior network's depth, as in the authors' code
 

@@ -573,6 +573,7 @@ from .scores import (  # noqa: E402, F401
     PerformanceVocabulary,
     Piece,
     Scores,
+    ScoreTargets,
     decode_performance,
     encode_performance,
     events_from_midi,

@@ -1388,3 +1388,32 @@ class Scores(Dataset):
             "sample_rate": self.sample_rate,
             "frames_per_second": self.sample_rate / self.hop_length,
         }
+
+
+class ScoreTargets(Dataset):
+    """:class:`Scores` segments with every aligned target, for models that need more than the roll.
+
+    Yields ``(samples (1, time), {"pianoroll", "onsets", "offsets", "velocities"})``, each target
+    ``(pitches, frames)`` from :meth:`Scores.targets`: the roll alone cannot tell a repeated note
+    from a held one; the onsets can.
+
+    Parameters
+    ----------
+    scores : Scores
+    """
+
+    def __init__(self, scores: Scores):
+        self.scores = scores
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __getitem__(self, index: int):
+        samples, _ = self.scores[index]  # (1, segment)
+        t = self.scores.targets(index)
+        return samples, {"pianoroll": t["roll"], "onsets": t["onsets"], "offsets": t["offsets"],
+                         "velocities": t["velocities"]}
+
+    def describe(self) -> dict:
+        """The dataset card of the underlying :class:`Scores`."""
+        return self.scores.describe()

@@ -27,6 +27,7 @@ REGISTRY: dict[str, str] = {
     "wavegan": "workbench.models.wavegan:WaveGAN",
     "wavenet_vocoder": "workbench.models.wavenet:WaveNetVocoder",
     "sparse_transformer": "workbench.models.sparse_transformer:SparseTransformer",
+    "midi2wave": "workbench.models.midi2wave:Midi2Wave",
     # aided variants: the published model plus an aid its paper does not have (``aid`` says which)
     "wavenet+source": "workbench.models.wavenet:WaveNetWithSource",
     "samplernn+source": "workbench.models.samplernn:SampleRNNWithSource",

@@ -1,10 +1,13 @@
-"""Pieces every tab shares: the cached model loader, clip input and checks, audio for Gradio,
-errors as ``gr.Error``, progress with cancellation.
+"""Pieces every tab shares: the cached model loader, clip input and checks, audio for Gradio and
+its levels, legible figures, errors as ``gr.Error``, progress with cancellation, named API inputs.
 
-Two rules the whole studio keeps:
+Three rules the whole studio keeps:
 
 - Audio goes to Gradio as int16 (:func:`to_gradio`). Gradio rescales float arrays to their
-  peak, which would silently undo every loudness and quantisation comparison.
+  peak, which would silently undo every loudness and quantisation comparison; where the studio
+  changes a level itself (:func:`check_levels`), the page says so and by how much.
+- Every figure goes through :func:`legible`, so its smallest label is at least
+  :data:`MIN_LABEL_PX` screen pixels at the width it is shown.
 - Nothing here holds a model at import time; :func:`load_cached` loads one on first use.
 """
 
@@ -14,9 +17,12 @@ import contextlib
 import functools
 import html
 import inspect
+import keyword
+import math
 import os
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -39,6 +45,35 @@ MAX_INPUT_SAMPLE_RATE = 96_000
 MAX_INPUT_CHANNELS = 2
 #: Gradio's upload limit (checked before a file reaches any callback).
 MAX_FILE_SIZE = "50mb"
+
+#: A sample at or above this magnitude counts as clipped (``generate`` clamps to [-1, 1], so a
+#: network that overshoots leaves flat tops at full scale).
+CLIP_LEVEL = 0.999
+#: A waveform whose mean sits further than this from zero has a DC offset (removed, with a note).
+DC_LEVEL = 0.01
+#: A clip that clipped is brought to this peak (dB below full scale).
+TARGET_PEAK_DB = -1.0
+#: A clip whose peak is below this (dBFS) gets a warning: it is barely audible next to the others.
+QUIET_DB = -40.0
+
+#: The smallest text in a figure, in screen pixels at the width the figure is shown.
+MIN_LABEL_PX = 10
+#: Pixels per inch of the PNGs the plots are sent as (matplotlib's default figure dpi, which
+#: ``savefig`` keeps): a figure made for ``width_px`` screen pixels is ``width_px * PLOT_DPI / 72`` wide.
+PLOT_DPI = 100
+
+#: Page style (``launch(css=...)``): tables never break a word (a model name such as
+#: ``griffinlim`` stays on one line) and scroll sideways in a narrow column instead.
+CSS = """
+.wb-table { overflow-x: auto; }
+.wb-table table { width: auto; border-collapse: collapse; }
+.wb-table td, .wb-table th { word-break: keep-all; overflow-wrap: normal; hyphens: none;
+                             padding: 2px 8px; vertical-align: top; text-align: left; }
+.wb-table td:first-child, .wb-nowrap td { white-space: nowrap; }
+.wb-table td.wb-num { text-align: right; white-space: nowrap; }
+.wb-table table.wb-nowrap { font-size: 0.85em; }
+.wb-table table.wb-nowrap td, .wb-table table.wb-nowrap th { padding: 2px 5px; }
+"""
 
 
 # ---- errors --------------------------------------------------------------------------------------
@@ -168,6 +203,10 @@ def read_clip(path, sample_rate: int = LAB_SAMPLE_RATE, max_seconds: float = MAX
     try:
         audio = Audio.load(path, max_seconds=max_seconds)
     except AudioError as exc:  # the message names the server's temp path: show the file name only
+        if "NaN or infinite" in str(exc):  # the library's fix (torch.nan_to_num) means nothing here
+            raise error(f"{name!r} holds NaN or infinite samples (not numbers): the file is damaged or was "
+                        "written by a computation that failed. Export it again from your audio editor "
+                        "as 16-bit wav, or pick an example clip instead") from None
         raise error(str(exc).replace(str(path), name)) from None
     except Exception as exc:  # a file soundfile accepts in its header but cannot decode
         raise error(f"{name!r} could not be decoded as audio ({type(exc).__name__}); "
@@ -208,6 +247,83 @@ def playable(audio: Audio, limit: float = 1.0) -> tuple[Audio, float]:
         return audio, 1.0
     gain = limit / peak
     return audio.with_samples(audio.samples * gain), gain
+
+
+@dataclass(frozen=True)
+class Levels:
+    """What :func:`check_levels` found in a clip and did about it.
+
+    Attributes
+    ----------
+    peak : float
+        Largest absolute sample of the clip as generated.
+    n_clipped : int
+        Samples at or above :data:`CLIP_LEVEL`.
+    dc : float
+        Mean of the clip as generated (removed when beyond :data:`DC_LEVEL`).
+    gain_db : float
+        Gain applied (0 when only the DC offset, or nothing, was changed).
+    notes : tuple of str
+        One line per finding, for the page.
+    """
+
+    peak: float
+    n_clipped: int
+    dc: float
+    gain_db: float
+    notes: tuple[str, ...]
+
+
+def _db(x: float) -> float:
+    return 20 * math.log10(max(x, 1e-12))
+
+
+def check_levels(audio: Audio, index: int = 0) -> tuple[Audio, Levels]:
+    """Check item ``index`` for clipping, a DC offset and silence; return it fixed and what was done.
+
+    A DC offset (mean beyond :data:`DC_LEVEL`) is removed; a clip with samples at full scale
+    (:data:`CLIP_LEVEL`), or one that removing the offset pushed past it, is scaled to
+    :data:`TARGET_PEAK_DB`. Nothing is ever made louder: a quiet clip only gets a warning, so
+    levels stay comparable between models.
+
+    Returns
+    -------
+    ``(Audio (1, 1, time), Levels)``: the clip as it should be played, and the notes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> fixed, levels = check_levels(Audio(torch.tensor([0.0, 1.0, -1.0, 0.0]), 8000))
+    >>> levels.n_clipped, round(levels.gain_db, 1), round(float(fixed.samples.abs().max()), 3)
+    (2, -1.0, 0.891)
+    """
+    item = audio[index]
+    x = item.samples.double()
+    peak, dc = float(x.abs().max()), float(x.mean())
+    n_clipped = int((x.abs() >= CLIP_LEVEL).sum())
+    notes = []
+    if peak == 0.0:
+        return item, Levels(0.0, 0, 0.0, 0.0, ("the output is silent: every sample is zero",))
+    if abs(dc) > DC_LEVEL:
+        x = x - dc
+        notes.append(f"removed a DC offset of {dc:+.3f} (the waveform's mean sat off zero: it wastes "
+                     "headroom and clicks when playback starts and stops)")
+    gain_db = 0.0
+    after = float(x.abs().max())
+    if n_clipped or after >= CLIP_LEVEL:
+        gain_db = TARGET_PEAK_DB - _db(after)
+        x = x * 10 ** (gain_db / 20)
+        if n_clipped:
+            why = (f"the model's output clipped: {n_clipped:,} samples ({100 * n_clipped / x.shape[-1]:.1f}%) "
+                   f"sat at full scale (peak {peak:.3f}); generate clamps to [-1, 1], so those peaks are "
+                   "flattened, and this only lowers the level")
+        else:
+            why = f"the output peaked at {after:.3f} once its DC offset was removed"
+        notes.append(f"normalised by {gain_db:+.1f} dB to a {TARGET_PEAK_DB:g} dBFS peak: {why}")
+    elif _db(peak) < QUIET_DB:
+        notes.append(f"very quiet: the peak is {_db(peak):.0f} dBFS (left as made, so levels stay comparable; "
+                     "turn your volume up)")
+    return item.with_samples(x.float()), Levels(peak, n_clipped, dc, gain_db, tuple(notes))
 
 
 @functools.lru_cache(maxsize=64)
@@ -275,20 +391,36 @@ def progress_callback(progress, flags: CancelFlags, session: str, desc: str):
     return callback
 
 
-def with_positional_inputs(n_inputs: int, handler):
-    """Wrap ``handler(values, progress, request)`` as a function of ``n_inputs`` named inputs.
+def parameter_names(names) -> list[str]:
+    """Python names for API parameters: ``f0_hz`` stays, ``x-y`` becomes ``x_y``, repeats get ``_2``."""
+    out = []
+    for name in names:
+        clean = re.sub(r"\W+", "_", str(name)).strip("_") or "value"
+        if clean[0].isdigit() or keyword.iskeyword(clean) or clean in ("progress", "request"):
+            clean = "value_" + clean
+        candidate, i = clean, 2
+        while candidate in out:
+            candidate, i = f"{clean}_{i}", i + 1
+        out.append(candidate)
+    return out
+
+
+def with_named_inputs(names, handler):
+    """Wrap ``handler(values, progress, request)`` as a function of one parameter per name.
 
     Gradio finds ``gr.Progress`` and ``gr.Request`` by inspecting a callback's positional
-    parameters, so a callback over a model's own list of controls (its CondSpecs) needs a
-    signature with one parameter per control.
+    parameters, and names an endpoint's API parameters after them; a callback over a model's own
+    list of controls (its CondSpecs) gets a signature with one parameter per control, named after
+    the control (``pitch``, ``instrument``, ``seconds``...), so ``gradio_client`` callers can pass
+    them by name.
     """
 
     def callback(*args):
         *values, progress, request = args
         return handler(values, progress, request)
 
-    params = [inspect.Parameter(f"input_{i}", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-              for i in range(n_inputs)]
+    params = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+              for name in parameter_names(names)]
     params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                     default=gr.Progress()))
     params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -311,3 +443,58 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def html_table(header: list[str], rows: list[list], numeric: set[int] = frozenset(), links: set[int] = frozenset(),
+               nowrap: bool = False) -> str:
+    """An HTML table in the studio's style (class ``wb-table``: no word breaks; cells escaped).
+
+    Columns in ``numeric`` are right-aligned; cells of columns in ``links`` are ``(text, url)``
+    pairs (a plain string where there is no link). With ``nowrap`` no cell wraps at all (the table
+    scrolls sideways where the page is narrow).
+    """
+    def cell(i: int, value) -> str:
+        cls = ' class="wb-num"' if i in numeric else ""
+        if i in links and isinstance(value, tuple):
+            text, url = value
+            return (f'<td{cls}><a href="{html.escape(url)}" target="_blank" rel="noopener">'
+                    f"{html.escape(str(text))}</a></td>")
+        return f"<td{cls}>{html.escape(str(value))}</td>"
+
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell(i, v) for i, v in enumerate(row)) + "</tr>" for row in rows)
+    table_class = ' class="wb-nowrap"' if nowrap else ""
+    return (f'<div class="wb-table"><table{table_class}><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+            "</table></div>")
+
+
+# ---- figures and page events ---------------------------------------------------------------------
+def legible(fig, width_px: float):
+    """Size ``fig`` to be shown ``width_px`` screen pixels wide with every label >= :data:`MIN_LABEL_PX`.
+
+    The figure keeps its aspect ratio; its width becomes ``width_px`` points (so a point is a
+    screen pixel where it is shown that wide) and any text smaller than :data:`MIN_LABEL_PX`
+    points is enlarged to it. Saved at the figure's dpi (:data:`PLOT_DPI`). Returns ``fig``.
+    """
+    from matplotlib.text import Text
+
+    width_in, height_in = fig.get_size_inches()
+    new_width = width_px / 72
+    fig.set_size_inches(new_width, height_in * new_width / width_in)
+    for text in fig.findobj(Text):
+        if text.get_text() and text.get_fontsize() < MIN_LABEL_PX:
+            text.set_fontsize(MIN_LABEL_PX)
+    return fig
+
+
+def on_load(fn, outputs, inputs=None, **kwargs) -> None:
+    """Run ``fn`` when the page opens (``Blocks.load`` of the Blocks being built).
+
+    Lets a tab show a result for its default settings at once instead of empty plots.
+    """
+    from gradio.context import Context
+
+    root = Context.root_block
+    if root is None:  # built outside a Blocks: nothing to attach to
+        return
+    root.load(fn, inputs, outputs, api_visibility="private", **kwargs)

@@ -12,6 +12,9 @@ from apps import common
 from workbench import dsp, metrics
 
 KINDS = {"uniform": "uniform", "mu-law": "mu_law"}
+#: Screen width (px) the two figures are drawn for: half the page at 1024 px.
+PLOT_PX = 460
+DEFAULT_BITS = 8
 
 
 def run(example, upload, bits):
@@ -27,8 +30,8 @@ def run(example, upload, bits):
         table = (f"**{what}** stored with {bits} bits ({2 ** bits} levels). SNR over the whole clip and "
                  "segmental SNR (mean over 16 ms frames, so quiet passages count as much as loud ones):\n\n"
                  + common.markdown_table(["quantiser", "SNR (dB)", "segmental SNR (dB)"], rows))
-        errors = viz.error_signals(clip, versions, title=f"quantisation error at {bits} bits")
-        curve = viz.companding_curve(bits)
+        errors = common.legible(viz.error_signals(clip, versions, title=f"quantisation error at {bits} bits"), PLOT_PX)
+        curve = common.legible(viz.companding_curve(bits), PLOT_PX)
         players = [common.to_gradio(clip)] + [common.to_gradio(a) for a in versions.values()]
         return (*players, errors, table, curve)
 
@@ -41,11 +44,11 @@ def build() -> None:
             example = gr.Dropdown(names, value=names[0], label="example clip")
             upload = gr.Audio(sources=["upload", "microphone"], type="filepath",
                               label="or your own clip (used instead of the example while present)")
-            bits = gr.Slider(1, 16, value=8, step=1, label="bits per sample",
+            bits = gr.Slider(1, 16, value=DEFAULT_BITS, step=1, label="bits per sample",
                              info="WaveNet uses 8-bit mu-law: 256 classes for its softmax")
             button = gr.Button("Quantise", variant="primary")
         with gr.Column(scale=2):
-            table = gr.Markdown()
+            table = gr.Markdown(elem_classes=["wb-table"])
             with gr.Row():
                 original = gr.Audio(label="original (16-bit)", type="numpy", interactive=False)
                 uniform = gr.Audio(label="uniform", type="numpy", interactive=False)
@@ -60,6 +63,7 @@ def build() -> None:
                  trigger_mode="always_last")
     example.input(run, inputs, outputs, api_visibility="private", concurrency_id="lab",
                   trigger_mode="always_last")
+    common.on_load(lambda: run(names[0], None, DEFAULT_BITS), outputs, concurrency_id="lab")
 
 
 def build_demo() -> gr.Blocks:

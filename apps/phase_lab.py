@@ -23,6 +23,11 @@ VIEWS = {"phase": "phase", "instantaneous frequency": "if"}
 #: on all of it, the others on a short piece.
 VOCODER_SECONDS = {True: 4.0, False: 0.5}
 FIGURE_WIDTH = 6.0  # inches: two versions side by side
+#: Screen widths (px) the figures are drawn for: a version (half the page at 1024 px), the
+#: convergence curve beside the table, a vocoder's column.
+PLOT_PX, CURVE_PX, VOCODER_PX = 460, 460, 300
+#: What the tab shows when it opens.
+DEFAULTS = {"n_iter": 32, "view": "phase"}
 
 
 def resynthesise(clip: Audio, n_iter: int, seed: int = 0) -> tuple[dict[str, Audio], list[float]]:
@@ -63,7 +68,8 @@ def run(example, upload, n_iter, view, progress=gr.Progress()):
         for name, audio in versions.items():
             played, gain = common.playable(audio)
             players.append(common.to_gradio(played))
-            figures.append(viz.magnitude_phase(audio, title=name, kind=kind, width=FIGURE_WIDTH))
+            figures.append(common.legible(viz.magnitude_phase(audio, title=name, kind=kind, width=FIGURE_WIDTH),
+                                          PLOT_PX))
             rows.append(compare_row(name, clip, audio, gain))
         table = (f"**{what}**, {clip.seconds:.2f} s at {clip.sample_rate} Hz. Spectral convergence "
                  "compares magnitudes (0 = identical); SNR compares waveforms (dB, higher = closer).\n\n"
@@ -71,7 +77,13 @@ def run(example, upload, n_iter, view, progress=gr.Progress()):
         curve = viz.line_plot(list(range(len(convergence))), {"Griffin-Lim": convergence},
                               xlabel="iteration", ylabel="spectral convergence",
                               title="Griffin-Lim: distance to a consistent spectrogram", logy=True)
-        return (*players, *figures, table, curve)
+        return (*players, *figures, table, common.legible(curve, CURVE_PX))
+
+
+def default_outputs() -> tuple:
+    """:func:`run` on the first example clip with :data:`DEFAULTS`: what the tab shows when it opens
+    (about a second on one core)."""
+    return run(common.example_names()[0], None, DEFAULTS["n_iter"], DEFAULTS["view"], progress=lambda *a, **k: None)
 
 
 def vocode(label: str, model, flags: common.CancelFlags, example, upload, view, progress, request):
@@ -89,13 +101,14 @@ def vocode(label: str, model, flags: common.CancelFlags, example, upload, view, 
         took = time.perf_counter() - began
         n = min(audio.n_samples, clip.n_samples)
         reference, audio = clip.with_samples(clip.samples[..., :n]), audio.with_samples(audio.samples[..., :n])
-        played, gain = common.playable(audio)
-        row = compare_row(label, reference, audio, gain)
+        played, levels = common.check_levels(audio)
+        row = compare_row(label, reference, audio, 1.0)
         text = (f"{what}: the first {reference.seconds:.2f} s at {model.sample_rate} Hz, vocoded in "
                 f"{took:.2f} s.\n\n"
-                + common.markdown_table(["version", "spectral convergence", "SNR (dB)", "note"], [row]))
-        fig = viz.magnitude_phase(audio, title=f"{label} (vocoded)", kind=VIEWS.get(view, "phase"),
-                                  width=FIGURE_WIDTH)
+                + common.markdown_table(["version", "spectral convergence", "SNR (dB)", "note"], [row])
+                + "".join(f"\n\n⚠️ {note}" for note in levels.notes))
+        fig = common.legible(viz.magnitude_phase(audio, title=f"{label} (vocoded)", kind=VIEWS.get(view, "phase"),
+                                                 width=FIGURE_WIDTH), VOCODER_PX)
         return common.to_gradio(played), fig, text
 
 
@@ -108,12 +121,12 @@ def build(models: dict, flags: common.CancelFlags) -> None:
             upload = gr.Audio(sources=["upload", "microphone"], type="filepath",
                               label="or your own clip (used instead of the example while present)")
         with gr.Column(scale=1):
-            n_iter = gr.Slider(0, 200, value=32, step=1, label="Griffin-Lim iterations",
+            n_iter = gr.Slider(0, 200, value=DEFAULTS["n_iter"], step=1, label="Griffin-Lim iterations",
                                info="0 = invert with zero phase; more iterations, more consistent phase")
-            view = gr.Radio(list(VIEWS), value="phase", label="second plot")
+            view = gr.Radio(list(VIEWS), value=DEFAULTS["view"], label="second plot")
             button = gr.Button("Resynthesise", variant="primary")
     with gr.Row():
-        table = gr.Markdown()
+        table = gr.Markdown(elem_classes=["wb-table"])
         curve = gr.Plot(label="Griffin-Lim convergence", format="png", show_label=False)
     players, figures = [], []
     for pair in (VERSIONS[:2], VERSIONS[2:]):
@@ -124,6 +137,7 @@ def build(models: dict, flags: common.CancelFlags) -> None:
                     figures.append(gr.Plot(label=name, format="png", show_label=False))
     button.click(run, [example, upload, n_iter, view], [*players, *figures, table, curve],
                  api_name="phase_lab", concurrency_id="lab")
+    common.on_load(default_outputs, [*players, *figures, table, curve], concurrency_id="lab")
 
     vocoder_models = common.vocoders(models)
     if not vocoder_models:
@@ -138,7 +152,7 @@ def build(models: dict, flags: common.CancelFlags) -> None:
                 voc_button = gr.Button(f"Vocode with {label}")
                 voc_audio = gr.Audio(label=f"{label} (vocoded)", type="numpy", interactive=False)
                 voc_plot = gr.Plot(label=label, format="png", show_label=False)
-                voc_text = gr.Markdown()
+                voc_text = gr.Markdown(elem_classes=["wb-table"])
 
             def handler(example, upload, view, progress=gr.Progress(), request: gr.Request = None,
                         label=label, model=model):

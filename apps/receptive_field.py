@@ -16,6 +16,11 @@ import workbench.viz as viz
 from apps import common
 from workbench.models import create_model
 
+#: Screen width (px) the dilation diagram is drawn for: two thirds of the page at 1024 px.
+PLOT_PX = 560
+#: The explorer's starting shape (shown when the tab opens).
+DEFAULTS = {"n_layers": 10, "n_stacks": 2, "kernel_size": 2, "residual_channels": 32, "sample_rate": 8000,
+            "batch_size": 8, "crop_samples": 3000}
 MEASURE_SAMPLES = (256, 512)  # two lengths: activation memory is affine in the input length
 ADAM_COPIES = 4  # weights, gradients and Adam's two moments
 
@@ -99,25 +104,27 @@ def explore(n_layers, n_stacks, kernel_size, residual_channels, sample_rate, bat
         ]
         text = common.markdown_table(["", "value"], rows)
         fig = viz.receptive_field_diagram(facts["dilations"], int(kernel_size), sample_rate=sample_rate)
-        return text, fig
+        return text, common.legible(fig, PLOT_PX)
 
 
 def build() -> None:
     """The explorer's layout and callbacks, inside an open ``gr.Blocks``."""
     with gr.Row():
         with gr.Column(scale=1):
-            n_layers = gr.Slider(1, 14, value=10, step=1, label="layers per stack",
+            d = DEFAULTS
+            n_layers = gr.Slider(1, 14, value=d["n_layers"], step=1, label="layers per stack",
                                  info="dilations 1, 2, 4, … 2^(layers-1)")
-            n_stacks = gr.Slider(1, 6, value=2, step=1, label="stacks")
-            kernel_size = gr.Slider(2, 4, value=2, step=1, label="kernel size")
-            residual = gr.Slider(8, 128, value=32, step=8, label="residual channels",
+            n_stacks = gr.Slider(1, 6, value=d["n_stacks"], step=1, label="stacks")
+            kernel_size = gr.Slider(2, 4, value=d["kernel_size"], step=1, label="kernel size")
+            residual = gr.Slider(8, 128, value=d["residual_channels"], step=8, label="residual channels",
                                  info="gate and skip channels are twice this")
-            sample_rate = gr.Dropdown([8000, 16000, 22050, 24000, 44100], value=8000, label="sample rate (Hz)")
-            batch_size = gr.Slider(1, 64, value=8, step=1, label="batch size")
-            crop = gr.Slider(256, 16000, value=3000, step=256, label="training crop (samples)")
+            sample_rate = gr.Dropdown([8000, 16000, 22050, 24000, 44100], value=d["sample_rate"],
+                                      label="sample rate (Hz)")
+            batch_size = gr.Slider(1, 64, value=d["batch_size"], step=1, label="batch size")
+            crop = gr.Slider(256, 16000, value=d["crop_samples"], step=256, label="training crop (samples)")
             button = gr.Button("Explore", variant="primary")
         with gr.Column(scale=2):
-            facts = gr.Markdown()
+            facts = gr.Markdown(elem_classes=["wb-table"])
             diagram = gr.Plot(label="which inputs reach the output", format="png", show_label=False)
     inputs = [n_layers, n_stacks, kernel_size, residual, sample_rate, batch_size, crop]
     for control in inputs:
@@ -125,6 +132,7 @@ def build() -> None:
         event(explore, inputs, [facts, diagram], api_visibility="private", concurrency_id="lab",
               trigger_mode="always_last")
     button.click(explore, inputs, [facts, diagram], api_name="receptive_field", concurrency_id="lab")
+    common.on_load(lambda: explore(*DEFAULTS.values()), [facts, diagram], concurrency_id="lab")
 
 
 def build_demo() -> gr.Blocks:

@@ -1,8 +1,10 @@
 """The studio: every tab in one page. ``workbench app`` (and ``make app``) calls :func:`launch`.
 
 Safe by default: binds 127.0.0.1, no share link, an upload size limit, no extra served paths
-(outputs go to Gradio's temp cache), no monitoring, analytics or MCP server, and a queue with
-a concurrency limit so one long generation never starves the other tabs.
+(outputs go to Gradio's temp cache; the one folder served besides is ``docs/notebooks/``, the
+read-only HTML copies of the notebooks, when ``make docs`` has built it), no monitoring,
+analytics or MCP server, and a queue with a concurrency limit so one long generation never
+starves the other tabs. A/B votes are written to a local SQLite file (:mod:`apps.votes`).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def launch_settings(port: int) -> dict:
     return dict(
         server_name="127.0.0.1", server_port=port, share=False, max_file_size=common.MAX_FILE_SIZE,
         allowed_paths=[], enable_monitoring=False, mcp_server=False, ssr_mode=False,
-        show_error=False, inbrowser=False, theme=gr.themes.Soft(),
+        show_error=False, inbrowser=False, theme=gr.themes.Soft(), css=common.CSS,
     )
 
 

@@ -1,4 +1,7 @@
-"""Fill the README's model table from the checkpoints' cards and benchmarks/results.json.
+"""Fill the README's model table from the checkpoints' cards, and list benchmarks/results.json's ratios.
+
+The table is :func:`workbench.evaluate.zoo_table`: the same cells, with the same rounding, as the
+studio's model zoo.
 
 Usage: python scripts/update_readme.py
 """
@@ -9,42 +12,26 @@ import json
 import re
 from pathlib import Path
 
-from workbench.evaluate import zoo_rows
+from workbench.evaluate import ZOO_NOTE, zoo_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _fmt(value, spec="{}"):
-    return "—" if value is None else spec.format(value)
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|")
 
 
 def table() -> str:
+    headers, rows = zoo_table()
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    lines += ["", ZOO_NOTE]
     bench_file = ROOT / "benchmarks" / "results.json"
-    bench = json.loads(bench_file.read_text()) if bench_file.exists() else {"rows": [], "ratios": {}}
-    fastest = {}
-    for r in bench["rows"]:
-        if r["batch"] == 1:
-            fastest[r["model"]] = max(fastest.get(r["model"], 0), r["samples_per_second"])
-    lines = ["| model | family | likelihood | parameters | held-out bits/sample | pitch accuracy | "
-             "samples/s (1 voice) | x real time | training steps | wall time |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for row in zoo_rows():
-        speed = fastest.get(row["name"], row["samples_per_second"])
-        from workbench.models import load_card
-
-        card = load_card(row["name"])
-        rate = card.get("data", {}).get("train", {}).get("sample_rate")
-        rtf = speed / rate if speed and rate else row["real_time_factor"]
-        devices = {r.get("device", "cpu") for r in card.get("runs", [])} - {"cpu"}
-        where = f" (partly on {', '.join(sorted(devices))})" if devices else ""
-        lines.append(
-            f"| {row['name']} | {row['family']} | {row['likelihood']} | {_fmt(row['parameters'], '{:,}')} | "
-            f"{_fmt(row['bits_per_sample'], '{:.2f}')} | {_fmt(row['pitch_accuracy'], '{:.0%}')} | "
-            f"{_fmt(speed, '{:,.0f}')} | {_fmt(rtf, '{:.1f}')} | {_fmt(row['steps'])} | "
-            f"{_fmt(row['wall_time_s'] and row['wall_time_s'] / 60, '{:.0f} min')}{where} |")
+    bench = json.loads(bench_file.read_text()) if bench_file.exists() else {}
     if bench.get("ratios"):
         lines.append("")
-        lines.append(f"Generation benchmark ({bench.get('measured_at', '')}, {bench.get('threads')} thread):")
+        lines.append(f"Generation benchmark (`make bench`, {bench.get('measured_at', '')}, "
+                     f"{bench.get('threads')} thread):")
         lines.extend(f"- {k}: {v}x" for k, v in bench["ratios"].items())
     return "\n".join(lines)
 
@@ -53,7 +40,7 @@ def main() -> int:
     readme = ROOT / "README.md"
     text = readme.read_text()
     new = re.sub(r"<!-- models:begin -->.*<!-- models:end -->",
-                 f"<!-- models:begin -->\n{table()}\n<!-- models:end -->", text, flags=re.S)
+                 lambda _: f"<!-- models:begin -->\n{table()}\n<!-- models:end -->", text, flags=re.S)
     readme.write_text(new)
     print(table())
     return 0

@@ -1,13 +1,17 @@
 """The Gradio studio: Blocks build without launching; a launched studio answers through gradio_client.
 
 The launched studio serves a tiny, untrained WaveNet (and a tiny WaveNet vocoder) from a
-temporary checkpoint folder, so these tests need no shipped checkpoint; the octave test uses
-the shipped WaveNet checkpoint and is skipped until it exists.
+temporary checkpoint folder beside the shipped checkpoints; tests that need a trained model
+(a vocoder given a clip, GANSynth's clipping, the octave test) use a shipped one and are
+skipped while it does not exist. A/B votes go to a temporary data directory.
 """
 
 from __future__ import annotations
 
+import html
 import math
+import os
+import re
 import socket
 import sys
 import threading
@@ -27,11 +31,13 @@ sys.path.insert(0, str(ROOT))
 
 from apps import (  # noqa: E402
     common,
+    compare,
     generate_tab,
     mulaw_lab,
     phase_lab,
     receptive_field,
     studio,
+    votes,
     zoo,
 )
 from workbench import dsp  # noqa: E402
@@ -60,7 +66,20 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def client(tiny_checkpoints):
+def data_dir(tmp_path_factory):
+    """WORKBENCH_DATA_DIR for the module: votes go to a temporary folder."""
+    folder = tmp_path_factory.mktemp("data")
+    before = os.environ.get(votes.DATA_DIR_ENV)
+    os.environ[votes.DATA_DIR_ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(votes.DATA_DIR_ENV, None)
+    else:
+        os.environ[votes.DATA_DIR_ENV] = before
+
+
+@pytest.fixture(scope="module")
+def client(tiny_checkpoints, data_dir):
     """The studio on a free localhost port, and a gradio_client connected to it."""
     demo = studio.launch(free_port(), extra_checkpoints=tiny_checkpoints, prevent_thread_lock=True)
     try:
@@ -69,15 +88,27 @@ def client(tiny_checkpoints):
         demo.close()
 
 
-def generate_args(model, seconds=0.05, view="none", measure=False, **cond) -> list:
-    """Positional inputs of a model's Generate endpoint: its CondSpecs, then the shared controls."""
+def generate_args(model, seconds=0.05, view="none", measure=False, temperature=None, **cond) -> list:
+    """Positional inputs of a model's Generate endpoint: its CondSpecs, its generate options (first
+    choice), then the shared controls. Dense inputs default to the model's own (no clip)."""
     values = []
     for spec in model.conditioning:
         value = cond.get(spec.name, spec.default)
-        if spec.kind == "frames" and value is None:  # a vocoder's mel from a clip; other curves left out
-            value = common.example_names()[0] if spec.name == "mel" else generate_tab.NO_FRAMES
+        if spec.kind == "frames" and value is None:
+            value = generate_tab.NO_FRAMES
         values.append(value)
-    return [*values, seconds, 1.0, 0, view, measure]
+    options = [cond.get(name, choices[0]) for name, choices in model.generate_options.items()]
+    temperature = model.default_temperature if temperature is None else temperature
+    return [*values, *options, seconds, temperature, 0, view, measure]
+
+
+def shipped(name: str):
+    """A shipped checkpoint's model, or skip the test while it does not exist."""
+    from workbench.models import list_checkpoints
+
+    if name not in list_checkpoints():
+        pytest.skip(f"no shipped {name} checkpoint")
+    return common.load_cached(name)
 
 
 def read(path) -> tuple[np.ndarray, int]:
@@ -123,10 +154,14 @@ def test_controls_come_from_condspecs():
                                                         choices=("piano", "flute"))), gr.Dropdown)
     fixed = generate_tab.control_for(CondSpec("velocity", "int", 100, (100, 100)))
     assert isinstance(fixed, gr.Number) and not fixed.interactive
-    mel = generate_tab.control_for(CondSpec("mel", "frames"))
-    assert isinstance(mel, gr.Dropdown) and mel.value == common.example_names()[0]
+    # a clip's frames override the sliders, so by default none is chosen and the sliders decide
+    mel = generate_tab.control_for(CondSpec("mel", "frames", help="log-mel frames"))
+    assert isinstance(mel, gr.Dropdown) and mel.value == generate_tab.NO_FRAMES
+    assert mel.info.startswith("log-mel frames")  # help text from the CondSpec
     f0 = generate_tab.control_for(CondSpec("f0_hz", "frames"))
     assert f0.value == generate_tab.NO_FRAMES
+    pitch = generate_tab.control_for(CondSpec("pitch", "int", 60, (48, 72), help="the note to play"))
+    assert pitch.info == "the note to play"
     assert generate_tab.pitch_text(60).startswith("**C4**")
 
 
@@ -256,7 +291,7 @@ def bad_uploads(folder: Path) -> dict[str, tuple[Path, str]]:
     out["silent"] = (silent, "silent")
     nan = folder / "nan.wav"
     sf.write(nan, np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
-    out["NaN"] = (nan, "NaN")
+    out["NaN"] = (nan, r"'nan.wav' holds NaN or infinite samples.*Export it again")
     channels = folder / "eight_channels.wav"
     sf.write(channels, rng.uniform(-0.5, 0.5, (8000, 8)).astype(np.float32), 16000)
     out["8 channels"] = (channels, "8 channels")
@@ -273,8 +308,9 @@ def bad_uploads(folder: Path) -> dict[str, tuple[Path, str]]:
 def test_bad_uploads_get_clear_errors_and_the_next_request_works(client, tmp_path):
     handle_file = gradio_client.handle_file
     for name, (path, phrase) in bad_uploads(tmp_path).items():
-        with pytest.raises(AppError, match=phrase):
+        with pytest.raises(AppError, match=phrase) as caught:
             client.predict("piano", handle_file(str(path)), 8, api_name="/mu_law_lab")
+        assert "nan_to_num" not in str(caught.value)  # library advice means nothing in the studio
         # every tab reads uploads the same way; check one in the phase lab too
         if name == "8 channels":
             with pytest.raises(AppError, match=phrase):
@@ -347,3 +383,236 @@ def test_notes_an_octave_apart_have_f0_ratio_two(client, name):
         f0s.append(median_f0(Audio(x, rate), fmin=60.0, fmax=2000.0))
     assert all(math.isfinite(f) for f in f0s), f0s
     assert f0s[1] / f0s[0] == pytest.approx(2.0, rel=0.03)
+
+
+# ---- controls that do what they say -----------------------------------------------------------------
+def test_a_clip_for_a_vocoders_mel_takes_over_pitch_instrument_and_velocity():
+    vocoder = create_model("griffinlim", "tiny")
+    assert generate_tab.overrides(vocoder, {"mel": generate_tab.NO_FRAMES}) == {}
+    taken = generate_tab.overrides(vocoder, {"mel": "piano"})
+    assert set(taken) == {"pitch", "instrument", "velocity"}
+    assert "the clip's mel frames decide the note" in generate_tab.override_reason("mel", "pitch")
+    ddsp = create_model("ddsp", "tiny")  # an f0 curve takes only the pitch, a loudness curve the velocity
+    assert generate_tab.overrides(ddsp, {"f0_hz": "flute", "loudness_db": generate_tab.NO_FRAMES}) == {"pitch": "f0_hz"}
+    # a vocoder with a source draws its mel from the pitch until a mel clip is chosen
+    flow = create_model("waveglow+source", "tiny")
+    assert generate_tab.overrides(flow, {"mel": generate_tab.NO_FRAMES, "f0_hz": "flute"}) == {}
+    assert generate_tab.overrides(flow, {"mel": "chord", "f0_hz": "flute"}) == {
+        "pitch": "f0_hz", "instrument": "mel", "velocity": "mel"}
+
+
+def test_fixed_length_models_show_their_length_instead_of_a_slider():
+    for name in ("gansynth+comb", "wavegan+source"):
+        model = create_model(name, "tiny")
+        control = generate_tab.seconds_control(model)
+        assert isinstance(control, gr.Number) and control.interactive is False
+        assert control.value == pytest.approx(model.max_seconds, abs=1e-3)
+        assert f"always makes {model.max_seconds:.3g} s" in control.info
+    assert isinstance(generate_tab.seconds_control(create_model("wavenet", "tiny")), gr.Slider)
+
+
+def test_temperature_is_hidden_where_unused_and_starts_at_the_models_default():
+    for name in ("griffinlim", "note2mel"):
+        assert generate_tab.temperature_control(create_model(name, "tiny")).visible is False
+    flow = create_model("flowavenet+source", "tiny")
+    slider = generate_tab.temperature_control(flow)
+    assert slider.visible is not False and slider.value == flow.default_temperature == 0.6
+
+
+def test_the_model_line_names_its_aid():
+    aided = create_model("wavenet+source", "tiny")
+    assert "oscillator source" in generate_tab.describe(aided) and "paper does not have" in generate_tab.describe(aided)
+    assert "no aid: the network learns the pitch itself" in generate_tab.describe(create_model("wavenet", "tiny"))
+
+
+# ---- levels ----------------------------------------------------------------------------------------------
+def test_a_clipped_clip_is_normalised_and_the_page_says_by_how_much():
+    t = torch.arange(8000) / 8000
+    clipped = Audio((1.5 * torch.sin(2 * math.pi * 220 * t)).clamp(-1, 1), 8000)
+    fixed, levels = common.check_levels(clipped)
+    assert levels.n_clipped > 0 and levels.gain_db == pytest.approx(-1.0)
+    assert float(fixed.samples.abs().max()) == pytest.approx(10 ** (-1 / 20), abs=1e-4)
+    assert any("normalised by -1.0 dB" in n and "clipped" in n for n in levels.notes)
+    offset, levels = common.check_levels(Audio(0.5 * torch.sin(2 * math.pi * 220 * t) + 0.2, 8000))
+    assert abs(float(offset.samples.mean())) < 1e-4 and "DC offset of +0.200" in levels.notes[0]
+    clean = Audio(0.5 * torch.sin(2 * math.pi * 220 * t), 8000)
+    fixed, levels = common.check_levels(clean)
+    assert levels.notes == () and levels.gain_db == 0.0 and torch.equal(fixed.samples, clean.samples)
+    assert "silent" in common.check_levels(Audio(torch.zeros(100), 8000))[1].notes[0]
+    assert "very quiet" in common.check_levels(Audio(1e-3 * torch.sin(2 * math.pi * 220 * t), 8000))[1].notes[0]
+
+
+def test_gansynth_clips_at_its_defaults_and_the_studio_plays_it_normalised(client):
+    model = shipped("gansynth+comb")
+    path, _fig, _ref, _ref_fig, info = client.predict(*generate_args(model, seconds=0.5),
+                                                      api_name="/generate_gansynth_comb")
+    x, _ = read(path)
+    assert "normalised by" in info and "clipped" in info
+    assert np.abs(x).max() == pytest.approx(10 ** (common.TARGET_PEAK_DB / 20), abs=2e-3)
+
+
+# ---- what was made is what the page says --------------------------------------------------------------
+def test_a_vocoder_given_a_clip_reports_the_clips_note_not_the_slider(client):
+    from workbench.metrics import median_f0
+
+    model = shipped("griffinlim")
+    path, _fig, ref_path, _ref_fig, info = client.predict(
+        *generate_args(model, seconds=0.5, measure=True, pitch=67, mel="piano"), api_name="/generate_griffinlim")
+    title = info.split("\n\n")[0]
+    assert "mel from clip 'piano'" in title and "C4" in title
+    assert "pitch 67" not in title and "G4" not in title  # the slider was ignored, so it is not claimed
+    x, rate = read(path)
+    f0 = median_f0(Audio(x, rate), fmin=100.0, fmax=1000.0)
+    assert 1200 * abs(math.log2(f0 / generate_tab.clip_pitch("piano"))) < 50
+    assert "from the clip's C4" in info and "harmonic share" in info
+    assert ref_path is not None  # the clip itself plays beside the result
+
+
+def test_generate_reports_pitch_and_harmonic_share(client):
+    model = shipped("ddsp")
+    *_, info = client.predict(*generate_args(model, seconds=0.5, measure=True, pitch=67, instrument="flute"),
+                              api_name="/generate_ddsp")
+    assert "pitch 67 (G4)" in info
+    assert re.search(r"measured pitch \(pYIN\): \*\*39\d\.\d Hz = G4\*\*", info), info
+    share = re.search(r"harmonic share at the harmonics of the asked G4: \*\*(\d+)%\*\*", info)
+    assert share and 0 <= int(share.group(1)) <= 100
+
+
+def test_a_missing_value_names_its_field(client, tiny_checkpoints):
+    model = common.load_cached(tiny_checkpoints["tiny-wavenet"])
+    with pytest.raises(AppError, match="instrument has no value"):
+        client.predict(*generate_args(model, instrument=None), api_name="/generate_tiny_wavenet")
+    args = generate_args(model)
+    args[-3] = None  # the seed box emptied
+    with pytest.raises(AppError, match="seed has no value"):
+        client.predict(*args, api_name="/generate_tiny_wavenet")
+
+
+# ---- the API ----------------------------------------------------------------------------------------------
+def test_generate_endpoints_take_named_parameters(client, tiny_checkpoints):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    names = [p["parameter_name"] for p in api["/generate_tiny_wavenet"]["parameters"]]
+    assert names == ["pitch", "instrument", "velocity", "method", *generate_tab.SHARED_INPUTS]
+    path, *_ = client.predict(pitch=64, instrument="piano", velocity=100, method="auto", seconds=0.05,
+                              temperature=1.0, seed=3, extra_plot="none", measure_pitch=False,
+                              api_name="/generate_tiny_wavenet")
+    assert len(read(path)[0]) == 400
+    assert [p["parameter_name"] for p in api["/compare"]["parameters"]][:4] == [
+        "first_model", "first_temperature", "second_model", "second_temperature"]
+
+
+def test_parameter_names_are_python_names():
+    assert common.parameter_names(["pitch", "f0 hz", "pitch", "class", "2x"]) == [
+        "pitch", "f0_hz", "pitch_2", "value_class", "value_2x"]
+
+
+# ---- A/B votes and the zoo -----------------------------------------------------------------------------------
+def test_the_vote_store_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setenv(votes.DATA_DIR_ENV, str(tmp_path / "here"))
+    store = votes.VoteStore()
+    assert store.path == tmp_path / "here" / votes.FILE_NAME
+    assert store.summary() == [] and store.count() == 0
+    wavenet, flow = votes.Setting("wavenet+source", 1.0), votes.Setting("waveglow+source", 0.6)
+    cond = {"pitch": 60}
+    store.record(wavenet, flow, "A", "A", cond, 0)     # wavenet heard as A and chosen
+    store.record(wavenet, flow, "B", "A", cond, 1)     # wavenet heard as B, A (the flow) chosen
+    store.record(flow, wavenet, "A", "B", cond, 2)     # flow first, heard as A; B (wavenet) chosen
+    store.record(flow, wavenet, "B", "tie", cond, 3)
+    (row,) = votes.VoteStore(tmp_path / "here" / votes.FILE_NAME).summary()
+    assert (row["x"], row["y"]) == (str(flow), str(wavenet))
+    assert (row["x_wins"], row["y_wins"], row["ties"], row["votes"]) == (1, 2, 1, 4)
+    with pytest.raises(ValueError):
+        store.record(wavenet, flow, "A", "C", cond, 0)
+    assert "wavenet+source (temperature 1)" in zoo.votes_html(store)
+
+
+def test_compare_is_blind_batches_two_draws_and_stores_the_vote(client, tiny_checkpoints, data_dir, monkeypatch):
+    model = common.load_cached(tiny_checkpoints["tiny-wavenet"])
+    batches = []
+    generate = type(model).generate
+
+    def recording(self, n=1, **kwargs):
+        batches.append(n)
+        return generate(self, n, **kwargs)
+
+    monkeypatch.setattr(type(model), "generate", recording)
+    outputs = client.predict("tiny-wavenet", 1.0, "tiny-wavenet", 1.0, 60, "piano", 100, 0.05, 0,
+                             api_name="/compare")
+    assert batches == [2]  # two draws of one setting: one batch
+    a, b = (read(p)[0] for p in outputs[:2])
+    assert len(a) == len(b) == 400 and not np.array_equal(a, b)
+    assert "tiny-wavenet" not in " ".join(str(o) for o in outputs[4:7])  # nothing names the model before the vote
+    reveal = client.predict(api_name="/vote_A")
+    assert "A was **tiny-wavenet (temperature 1)**" in reveal
+    with pytest.raises(AppError, match="nothing to vote on"):
+        client.predict(api_name="/vote_B")  # one vote per pair
+    summary = votes.VoteStore(data_dir / votes.FILE_NAME).summary()
+    assert any(e["x"] == e["y"] == "tiny-wavenet (temperature 1)" for e in summary)
+    assert "tiny-wavenet (temperature 1)" in client.predict(api_name="/vote_summary")
+
+
+def test_compare_shares_the_vocabulary_over_models():
+    shared = compare.shared_specs({"a": create_model("wavenet", "tiny"), "b": create_model("gansynth+comb", "tiny")})
+    assert list(shared) == ["pitch", "instrument", "velocity"]
+
+
+def load_script(name: str):
+    """A module from scripts/ (not a package), loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_zoo_table_is_readable_and_matches_the_readme():
+    from workbench.evaluate import ZOO_NOTE, format_zoo_row, zoo_table
+
+    update_readme = load_script("update_readme")
+
+    headers, cells = zoo_table()
+    page = zoo.table_html(zoo.shipped_rows(), docs_dir=None)
+    for header in ("aid", "harmonic share", "pitch accuracy"):
+        assert header in headers
+    for row in cells:  # every cell on the page is the README's cell
+        for cell in row:
+            assert ">" + html.escape(cell) + "<" in page
+    assert not re.search(r"\d\.\d{4,}", page), "raw floats in the zoo"
+    readme = update_readme.table()
+    for row in cells:
+        assert "| " + " | ".join(row) + " |" in readme
+    assert ZOO_NOTE in readme
+    sample = {"name": "m", "family": "flow", "likelihood": "exact", "parameters": 1234567, "pitch_accuracy": 0.9722222,
+              "harmonic_share": 0.5, "bits_per_sample": None, "temperature": 0.6, "uses_temperature": True,
+              "samples_per_second": 25254.9, "real_time_factor": 3.157, "steps": 2727, "wall_time_s": 8714.3}
+    assert format_zoo_row(sample) == ["m", "none", "flow", "exact", "1,234,567", "—", "97%", "50%", "0.6", "25,255",
+                                      "3.2", "2,727", "145 min"]
+
+
+def test_notebook_links_prefer_the_html_copy(tmp_path):
+    text, url = zoo.notebook_link("notebooks/01_phase.ipynb", tmp_path)
+    assert "make lab" in text and url == zoo.LAB_URL + "01_phase.ipynb"
+    (tmp_path / "01_phase.html").write_text("<html></html>")
+    text, url = zoo.notebook_link("notebooks/01_phase.ipynb", tmp_path)
+    assert text == "01_phase" and url.endswith("01_phase.html") and url.startswith("/gradio_api/file=")
+
+
+def test_figures_are_made_legible():
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    fig = Figure(figsize=(8, 2))
+    ax = fig.add_subplot()
+    ax.set_title("tiny", fontsize=6)
+    common.legible(fig, 360)
+    assert fig.get_size_inches()[0] == pytest.approx(5.0)
+    assert min(t.get_fontsize() for t in fig.findobj(Text) if t.get_text()) >= 10
+
+
+def test_compare_uses_a_checkpoints_only_value_and_says_so():
+    tiny = create_model("wavenet", "tiny")  # velocity range 100..100
+    assert compare.cond_for(tiny, {"pitch": 60, "velocity": 112}) == {"pitch": 60, "velocity": 100}
+    gansynth = create_model("gansynth+comb", "tiny")
+    assert compare.departures("g", gansynth, {"pitch": 60, "velocity": 112}) == ["g has no velocity (it ignored 112)"]
+    assert compare.departures("t", tiny, {"velocity": 112}) == ["t knows only velocity 100 (it used that, not 112)"]

@@ -272,27 +272,87 @@ def reproduce_card(name_or_dir) -> dict[str, tuple[float, float, float]]:
     return out
 
 
+def zoo_row(name: str, cls: type[GenerativeModel], card: dict) -> dict:
+    """One model zoo row from a checkpoint's card and its model class (what the model declares)."""
+    metrics = card.get("metrics", {})
+    devices = sorted({r.get("device", "cpu") for r in card.get("runs", [])} - {"cpu"})
+    return {
+        "name": name,
+        "family": cls.family,
+        "likelihood": cls.likelihood,
+        "aid": cls.aid.kind if cls.aid else "none",
+        "parameters": card.get("parameters"),
+        "bits_per_sample": metrics.get("bits_per_sample"),
+        "pitch_accuracy": metrics.get("pitch_accuracy"),
+        "harmonic_share": metrics.get("harmonic_share"),
+        "temperature": metrics.get("temperature"),
+        "uses_temperature": cls.uses_temperature,
+        "samples_per_second": metrics.get("samples_per_second"),
+        "real_time_factor": metrics.get("real_time_factor"),
+        "steps": card.get("steps"),
+        "wall_time_s": card.get("wall_time_s"),
+        "devices": devices,
+        "notebook": cls.notebook,
+    }
+
+
 def zoo_rows() -> list[dict]:
     """One row per shipped checkpoint, from its card: what the model zoo shows."""
-    rows = []
-    for name in list_checkpoints():
-        card = load_card(name)
-        metrics = card.get("metrics", {})
-        cls = model_class(name)
-        rows.append({
-            "name": name,
-            "family": cls.family,
-            "likelihood": cls.likelihood,
-            "aid": cls.aid.kind if cls.aid else "none",
-            "parameters": card.get("parameters"),
-            "bits_per_sample": metrics.get("bits_per_sample"),
-            "pitch_accuracy": metrics.get("pitch_accuracy"),
-            "harmonic_share": metrics.get("harmonic_share"),
-            "temperature": metrics.get("temperature"),
-            "samples_per_second": metrics.get("samples_per_second"),
-            "real_time_factor": metrics.get("real_time_factor"),
-            "steps": card.get("steps"),
-            "wall_time_s": card.get("wall_time_s"),
-            "notebook": cls.notebook,
-        })
-    return rows
+    return [zoo_row(name, model_class(name), load_card(name)) for name in list_checkpoints()]
+
+
+#: The zoo table's columns: ``(row key, header)``. The studio's model zoo and the README show
+#: these, formatted by :func:`format_zoo_row`, so both give the same numbers.
+ZOO_COLUMNS = (
+    ("name", "model"), ("aid", "aid"), ("family", "family"), ("likelihood", "likelihood"),
+    ("parameters", "parameters"), ("bits_per_sample", "held-out bits/sample"),
+    ("pitch_accuracy", "pitch accuracy"), ("harmonic_share", "harmonic share"),
+    ("temperature", "temperature"), ("samples_per_second", "samples/s"),
+    ("real_time_factor", "x real time"), ("steps", "training steps"), ("wall_time_s", "wall time"),
+)
+#: A cell that was not measured (yet).
+NOT_MEASURED = "—"
+#: A cell that cannot have a value for this model.
+NOT_APPLICABLE = "n/a"
+#: What the blank cells mean, for a note under the table.
+ZOO_NOTE = (
+    f"{NOT_MEASURED} : not measured yet (the card has no such number: `workbench evaluate NAME --write-card` "
+    f"measures pitch accuracy, harmonic share, bits and speed). {NOT_APPLICABLE} : cannot apply: held-out "
+    "bits/sample need a likelihood (GANs, DDSP and the spectral models have none); a temperature only where "
+    "sampling has one. Pitch accuracy: share of generated notes within 50 cents of the asked pitch (pYIN). "
+    "Harmonic share: the share of a note's energy at the asked pitch's harmonics (100% = a clean note). "
+    "Temperature: the one these numbers were measured at (the model's default). Speeds: one voice (batch 1) "
+    "on the machine that wrote the card."
+)
+
+
+def format_zoo_row(row: dict) -> list[str]:
+    """A :func:`zoo_rows` row as the cells of :data:`ZOO_COLUMNS`: percentages, thousands separators,
+    :data:`NOT_MEASURED` / :data:`NOT_APPLICABLE` for blanks."""
+
+    def fmt(value, spec: str) -> str:
+        return NOT_MEASURED if value is None else spec.format(value)
+
+    bits = NOT_APPLICABLE if row["likelihood"] == "none" else fmt(row.get("bits_per_sample"), "{:.2f}")
+    temperature = (NOT_APPLICABLE if not row.get("uses_temperature", True)
+                   else fmt(row.get("temperature"), "{:g}"))
+    wall = row.get("wall_time_s")
+    wall_text = (NOT_MEASURED if wall is None else f"{wall:.0f} s" if wall < 60 else f"{wall / 60:,.0f} min")
+    if wall is not None and row.get("devices"):
+        wall_text += f" (partly on {', '.join(row['devices'])})"
+    cells = {
+        "name": row["name"], "aid": row.get("aid") or "none", "family": row["family"],
+        "likelihood": row["likelihood"], "parameters": fmt(row.get("parameters"), "{:,}"),
+        "bits_per_sample": bits, "pitch_accuracy": fmt(row.get("pitch_accuracy"), "{:.0%}"),
+        "harmonic_share": fmt(row.get("harmonic_share"), "{:.0%}"), "temperature": temperature,
+        "samples_per_second": fmt(row.get("samples_per_second"), "{:,.0f}"),
+        "real_time_factor": fmt(row.get("real_time_factor"), "{:,.1f}"),
+        "steps": fmt(row.get("steps"), "{:,}"), "wall_time_s": wall_text,
+    }
+    return [cells[key] for key, _ in ZOO_COLUMNS]
+
+
+def zoo_table(rows: list[dict] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of the zoo table (default: :func:`zoo_rows`)."""
+    rows = zoo_rows() if rows is None else rows
+    return [header for _, header in ZOO_COLUMNS], [format_zoo_row(row) for row in rows]

@@ -29,6 +29,7 @@ REGISTRY: dict[str, str] = {
     "sparse_transformer": "workbench.models.sparse_transformer:SparseTransformer",
     "midi2wave": "workbench.models.midi2wave:Midi2Wave",
     "notes_lm": "workbench.models.notes_lm:NotesLM",
+    "transcriber": "workbench.models.transcriber:Transcriber",
     # aided variants: the published model plus an aid its paper does not have (``aid`` says which)
     "wavenet+source": "workbench.models.wavenet:WaveNetWithSource",
     "samplernn+source": "workbench.models.samplernn:SampleRNNWithSource",

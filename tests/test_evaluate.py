@@ -77,3 +77,16 @@ def test_validation_selection_keeps_the_best_checkpoint_and_says_how_it_was_chos
     assert [c["step"] for c in selection["candidates"]] == [1, 2]
     assert selection["chosen_step"] == 2 and selection["chosen"]["pitch_accuracy"] == 1.0  # ties: the later step
     assert "validation" in selection["rule"] and card["steps_selected"] == 2
+
+
+def test_the_score_loop_scores_a_synthesiser_and_fluidsynth_the_same_way():
+    from workbench.evaluate import score_loop
+
+    torch.manual_seed(0)
+    synth = create_model("midi2wave", "tiny").eval()  # its 12 folk tunes hold 2 test pieces
+    ear = create_model("transcriber", "tiny").eval()
+    report = score_loop(synth, transcriber=ear, max_pieces=1, seconds=1.0)
+    assert len(report["loop_pieces"]) == 1 and report["loop_seconds"] == 1.0
+    for who in ("model", "fluidsynth"):
+        for key in ("onset_f1", "onset_offset_f1"):
+            assert 0.0 <= report[f"loop_{who}_{key}"] <= 1.0

@@ -114,6 +114,22 @@ def _model_from(args):
     return load_model(args.checkpoint or args.model)
 
 
+def _bar(desc: str, quiet: bool):
+    """A tqdm bar driven by a model's ``progress(done, total)``, or None when quiet."""
+    if quiet:
+        return None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=1, desc=desc, unit="step", unit_scale=True)
+
+    def progress(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return progress
+
+
 def cmd_generate(args) -> int:
     import time
 
@@ -126,22 +142,13 @@ def cmd_generate(args) -> int:
     if ignored:
         print(f"note: {model.name} ignores {', '.join(ignored)}", file=sys.stderr)
     began = time.perf_counter()
-    progress = None
-    if not args.quiet:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=1, desc=f"generate {model.name}", unit="sample", unit_scale=True)
-
-        def progress(done, total):
-            bar.total = total
-            bar.n = done
-            bar.refresh()
     audio = model.generate(1, seconds=args.seconds, cond=cond, temperature=args.temperature,
-                           generator=args.seed, progress=progress)
+                           generator=args.seed, progress=_bar(f"generate {model.name}", args.quiet))
     took = time.perf_counter() - began
     audio.save(args.out)
+    temperature = model.default_temperature if args.temperature is None else args.temperature
     print(f"wrote {args.out}: {audio.seconds:.2f} s at {audio.sample_rate} Hz in {took:.2f} s "
-          f"({audio.seconds / took:.2f}x real time)")
+          f"({audio.seconds / took:.2f}x real time), temperature {temperature:g}")
     return 0
 
 
@@ -151,6 +158,42 @@ def cmd_evaluate(args) -> int:
     report = evaluate_checkpoint(args.checkpoint or args.model, write_card=args.write_card,
                                  n_seeds=args.seeds, progress=not args.quiet)
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_compose(args) -> int:
+    from .pipeline import compose, play
+    from .scores import events_to_midi
+
+    events = compose(args.seconds, model=args.model, temperature=args.temperature, generator=args.seed,
+                     progress=_bar(f"compose with {args.model}", args.quiet))
+    events_to_midi(events, args.out)
+    print(f"wrote {args.out}: {len(events)} notes over {max(e.offset_seconds for e in events):.1f} s")
+    if args.play:
+        audio = play(events, model=args.synth, generator=args.seed, progress=_bar(f"play with {args.synth}", args.quiet))
+        audio.save(args.play)
+        print(f"wrote {args.play}: played by {args.synth}")
+    return 0
+
+
+def cmd_transcribe(args) -> int:
+    from .audio import Audio
+    from .pipeline import transcribe
+    from .scores import events_to_midi
+
+    events = transcribe(Audio.load(args.audio, max_seconds=600), model=args.model)
+    events_to_midi(events, args.out)
+    print(f"wrote {args.out}: {len(events)} notes heard by {args.model}")
+    return 0
+
+
+def cmd_play(args) -> int:
+    from .pipeline import play
+
+    audio = play(args.score, model=args.model, seconds=args.seconds, temperature=args.temperature,
+                 generator=args.seed, progress=_bar(f"play with {args.model}", args.quiet))
+    audio.save(args.out)
+    print(f"wrote {args.out}: {audio.seconds:.2f} s at {audio.sample_rate} Hz, played by {args.model}")
     return 0
 
 
@@ -237,6 +280,33 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--write-card", action="store_true", help="store the metrics in the checkpoint's card.json")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(fn=cmd_evaluate)
+
+    c = sub.add_parser("compose", help="write a new piece with a language model over notes (a MIDI file)")
+    c.add_argument("--seconds", type=float, default=20.0)
+    c.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the model's)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--model", default="notes_lm", help="a registered name or a checkpoint folder")
+    c.add_argument("--out", default="piece.mid")
+    c.add_argument("--play", default=None, metavar="WAV", help="also play it to this audio file")
+    c.add_argument("--synth", default="midi2wave", help="what plays it: midi2wave (or a folder) or fluidsynth")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(fn=cmd_compose)
+
+    tr = sub.add_parser("transcribe", help="hear the notes in an audio file (a MIDI file)")
+    tr.add_argument("audio")
+    tr.add_argument("--model", default="transcriber", help="a registered name or a checkpoint folder")
+    tr.add_argument("--out", default="notes.mid")
+    tr.set_defaults(fn=cmd_transcribe)
+
+    pl = sub.add_parser("play", help="render a MIDI / MusicXML / ABC score to audio")
+    pl.add_argument("score")
+    pl.add_argument("--model", default="midi2wave", help="midi2wave (or a checkpoint folder) or fluidsynth")
+    pl.add_argument("--seconds", type=float, default=None, help="play only the beginning")
+    pl.add_argument("--temperature", type=float, default=None)
+    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--out", default="out.wav")
+    pl.add_argument("--quiet", action="store_true")
+    pl.set_defaults(fn=cmd_play)
 
     a = sub.add_parser("app", help="launch the Gradio studio on 127.0.0.1")
     a.add_argument("--port", type=int, default=7860)

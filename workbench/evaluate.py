@@ -23,6 +23,7 @@ from .metrics import cents_error, harmonic_share, median_f0
 from .models import checkpoint_dir, list_checkpoints, load_card, load_model, model_class
 from .models.base import GenerativeModel
 from .models.capabilities import LatentModel
+from .models.midi2wave import Midi2Wave
 
 
 def evaluation_notes(model: GenerativeModel, split: str = "test") -> tuple[list[dict], str]:
@@ -157,19 +158,50 @@ def reconstruction_pitch(model: GenerativeModel, max_notes: int = 20, tolerance_
 
 
 def held_out_bits(model: GenerativeModel, max_notes: int = 32) -> float | None:
-    """Mean bits per sample of the model's held-out notes (None without a likelihood)."""
+    """Mean bits per sample of the model's first ``max_notes`` test items (notes, or segments of
+    held-out pieces), each scored under the conditioning it comes with (None without a likelihood)."""
     if model.likelihood == "none":
         return None
+    from .audio import Audio
     from .train import make_dataset
 
     test_set = make_dataset(model, "notes", "test")
+    takes = {s.name for s in model.conditioning}
     values = []
     for i in range(min(len(test_set), max_notes)):
         samples, cond = test_set[i]
-        from .audio import Audio
-
+        cond = {k: v for k, v in cond.items() if k in takes}
         values.append(float(model.log_prob(Audio(samples, model.sample_rate), cond)[0]))
     return float(np.mean(values))
+
+
+def score_loop(model: GenerativeModel, transcriber="transcriber", split: str = "test", max_pieces: int = 4,
+               seconds: float = 8.0) -> dict:
+    """How much of a score survives being played: a synthesiser of scores plays the first ``seconds``
+    of held-out pieces, a transcriber writes down what it hears, and mir_eval scores that against
+    the score (:func:`workbench.pipeline.loop`); FluidSynth's rendering of the same notes is the
+    ceiling, measured the same way.
+    """
+    from .models.transcriber import note_f1
+    from .pipeline import fluidsynth, transcribe
+    from .train import make_dataset
+
+    scores = make_dataset(model, "notes", split).scores
+    ear = load_model(transcriber) if isinstance(transcriber, str) else transcriber
+    rows = {"model": [], "fluidsynth": []}
+    pieces = []
+    for piece in scores.pieces[:max_pieces]:
+        events = [e for e in piece.events if e.onset_seconds < seconds]
+        played = model.play(events, generator=0)
+        ceiling = fluidsynth(events, model.config.programs or piece.programs)
+        rows["model"].append(note_f1(events, transcribe(played, model=ear)))
+        rows["fluidsynth"].append(note_f1(events, transcribe(ceiling, model=ear)))
+        pieces.append(piece.id)
+    out = {"loop_pieces": pieces, "loop_seconds": seconds}
+    for who, found in rows.items():
+        for key in ("onset_f1", "onset_offset_f1"):
+            out[f"loop_{who}_{key}"] = round(float(np.mean([r[key] for r in found])), 4)
+    return out
 
 
 def measure_speed(model: GenerativeModel, seconds: float = 0.5, batch: int = 1, **kwargs) -> dict:
@@ -209,12 +241,16 @@ def evaluate_checkpoint(name_or_dir, *, write_card: bool = False, n_seeds: int =
         if report["temperature"] != 1.0:  # also as trained, for comparison with the other models
             report["pitch_accuracy_at_temperature_1"] = measure_pitch(
                 model, grid, seeds=tuple(range(n_seeds)), temperature=1.0)["pitch_accuracy"]
-    if isinstance(model, LatentModel):
-        report.update(reconstruction_pitch(model))
-    bits = held_out_bits(model)
-    if bits is not None:
-        report["bits_per_sample"] = round(bits, 4)
-    report.update(measure_speed(model))
+    if isinstance(model, GenerativeModel):
+        if isinstance(model, LatentModel):
+            report.update(reconstruction_pitch(model))
+        bits = held_out_bits(model)
+        if bits is not None:
+            report["bits_per_sample"] = round(bits, 4)
+        if isinstance(model, Midi2Wave):
+            report.update(score_loop(model))
+        report.update(measure_speed(model))
+    report.update(model.measure())
     report["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     if bar is not None:
         bar.close()

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .data import Notes, collate
+from .data import Notes, Scores, ScoreTargets, collate
 from .errors import ParameterError
 from .models import create_model, model_class
 from .models.base import GenerativeModel
@@ -344,6 +344,11 @@ def _dataset_description(ds) -> dict:
         return {"source": ds.source, "instruments": list(ds.instruments),
                 "pitches": [min(ds.pitches), max(ds.pitches)], "velocities": list(ds.velocities),
                 "seconds": ds.seconds, "sample_rate": ds.sample_rate, "split": ds.split, "n_items": len(ds)}
+    scores = ds.scores if isinstance(ds, ScoreTargets) else ds
+    if isinstance(scores, Scores):
+        return {"type": type(ds).__name__, "collection": scores.collection, "split": scores.split,
+                "pieces": len(scores.pieces), "segment_seconds": scores.segment / scores.sample_rate,
+                "sample_rate": scores.sample_rate, "n_items": len(ds)}
     return {"type": type(ds).__name__, "n_items": len(ds)}
 
 

@@ -8,7 +8,16 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, ParameterError
-from .base import Aid, CondSpec, Encoding, GenerativeModel, Model, NoteDataConfig, ScoreDataConfig, Speed
+from .base import (
+    Aid,
+    CondSpec,
+    Encoding,
+    GenerativeModel,
+    Model,
+    NoteDataConfig,
+    ScoreDataConfig,
+    Speed,
+)
 from .capabilities import ClipFrames, LatentModel, Vocoder
 
 #: name -> "module:Class". Imported lazily so that listing models stays cheap.

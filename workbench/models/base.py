@@ -290,6 +290,12 @@ class Model(nn.Module):
                                  "trained ones no longer fit; start a new run (without --resume) instead") from err
         return model.to(self.device).train(self.training)
 
+    def measure(self) -> dict:
+        """Numbers of this model's own kind for its card (a transcriber's note F1, a language model's
+        NLL per event), measured on the test split; ``workbench evaluate`` adds them to the
+        shared ones. Models of audio measure nothing extra by default."""
+        return {}
+
     # ---- data ----------------------------------------------------------------------------
     def dataset(self, split: str = "train", data: str = "notes"):
         """One split (``train``, ``validation``, ``test``, ``all``) of the data this model learns from.

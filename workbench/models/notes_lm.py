@@ -578,6 +578,10 @@ class NotesLM(Model):
                 out[i][t - 1] = log_p[row, t - w - 1, s[t]].float()
         return out
 
+    def measure(self) -> dict:
+        """NLL per event on the test pieces beside unigram and bigram baselines (:func:`evaluate_lm`)."""
+        return evaluate_lm(self, "test")
+
     def log_prob_events(self, events: Sequence[NoteEvent]) -> float:
         """Mean log-probability per event, in nats, of a piece: its tokens after START, END included.
 

@@ -430,6 +430,10 @@ class Transcriber(Model):
     def frames_per_second(self) -> float:
         return self.config.sample_rate / self.config.hop_length
 
+    def measure(self) -> dict:
+        """Note and frame F1 on the test split's whole pieces (:func:`evaluate_split`)."""
+        return evaluate_split(self, "test")
+
     # ---- data -----------------------------------------------------------------------------
     def dataset(self, split: str = "train", data: str = "scores") -> ScoreTargets:
         """Segments of the configured collection (or a folder of your scores) with all four targets.

@@ -120,9 +120,10 @@ def model_sources(extra_checkpoints: dict | None = None) -> dict[str, str]:
 
     Shipped checkpoints come first, then ``extra_checkpoints`` (label -> checkpoint folder).
     """
-    from workbench.models import list_checkpoints
+    from workbench.models import GenerativeModel, list_checkpoints, list_models
 
-    sources = {name: name for name in list_checkpoints()}
+    audio = set(list_models(GenerativeModel))
+    sources = {name: name for name in list_checkpoints() if name in audio}
     for label, path in (extra_checkpoints or {}).items():
         sources[str(label)] = str(Path(path))
     return sources

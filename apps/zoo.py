@@ -62,6 +62,14 @@ def table_html(found: list[dict], docs_dir: Path | None = DOCS_DIR) -> str:
     return common.html_table([*headers, "notebook"], body, numeric=numeric, links={len(headers)}, nowrap=True)
 
 
+def music_html() -> str:
+    """The music table (:func:`workbench.evaluate.music_table`) as HTML, or "" when none ships."""
+    from workbench.evaluate import music_table
+
+    headers, cells = music_table()
+    return common.html_table(headers, cells, numeric={2}) if cells else ""
+
+
 def votes_html(store: votes.VoteStore | None = None) -> str:
     """The A/B vote summary: wins per pair of settings, or how to cast the first vote."""
     store = store or votes.VoteStore()
@@ -93,6 +101,10 @@ def build(extra_checkpoints: dict | None = None, docs_dir: Path | None = DOCS_DI
                if docs_dir is not None and Path(docs_dir).is_dir() else
                "The notebook links open in the JupyterLab that `make lab` starts: run it first.")
         gr.Markdown(ZOO_NOTE + "\n\n" + lab)
+    music = music_html()
+    if music:
+        gr.Markdown("### Models of music: scores, notes and the loop between them")
+        gr.HTML(music)
     gr.Markdown("### A/B votes (Generate → Compare A/B)")
     summary = gr.HTML(votes_html())
     refresh = gr.Button("Refresh votes", size="sm")

@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from workbench.evaluate import ZOO_NOTE, zoo_table
+from workbench.evaluate import ZOO_NOTE, music_table, zoo_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,6 +26,11 @@ def table() -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     lines += ["", ZOO_NOTE]
+    music_headers, music_cells = music_table()
+    if music_cells:
+        lines += ["", "Models of music (scores, notes and the loop between them), with their own numbers:", "",
+                  "| " + " | ".join(music_headers) + " |", "|" + "---|" * len(music_headers)]
+        lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in music_cells]
     bench_file = ROOT / "benchmarks" / "results.json"
     bench = json.loads(bench_file.read_text()) if bench_file.exists() else {}
     if bench.get("ratios"):

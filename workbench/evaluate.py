@@ -233,15 +233,15 @@ def evaluate_checkpoint(name_or_dir, *, write_card: bool = False, n_seeds: int =
             bar.refresh()
 
     report: dict = {"model": model.name, "parameters": model.n_parameters}
-    grid, where = evaluation_notes(model)
-    if grid:
-        report["notes_from"] = where
-        report.update(measure_pitch(model, grid, seeds=tuple(range(n_seeds)), temperature=temperature,
-                                    progress=tick))
-        if report["temperature"] != 1.0:  # also as trained, for comparison with the other models
-            report["pitch_accuracy_at_temperature_1"] = measure_pitch(
-                model, grid, seeds=tuple(range(n_seeds)), temperature=1.0)["pitch_accuracy"]
     if isinstance(model, GenerativeModel):
+        grid, where = evaluation_notes(model)
+        if grid:
+            report["notes_from"] = where
+            report.update(measure_pitch(model, grid, seeds=tuple(range(n_seeds)), temperature=temperature,
+                                        progress=tick))
+            if report["temperature"] != 1.0:  # also as trained, for comparison with the other models
+                report["pitch_accuracy_at_temperature_1"] = measure_pitch(
+                    model, grid, seeds=tuple(range(n_seeds)), temperature=1.0)["pitch_accuracy"]
         if isinstance(model, LatentModel):
             report.update(reconstruction_pitch(model))
         bits = held_out_bits(model)
@@ -333,8 +333,30 @@ def zoo_row(name: str, cls: type[GenerativeModel], card: dict) -> dict:
 
 
 def zoo_rows() -> list[dict]:
-    """One row per shipped checkpoint, from its card: what the model zoo shows."""
-    return [zoo_row(name, model_class(name), load_card(name)) for name in list_checkpoints()]
+    """One row per shipped checkpoint of a model of audio, from its card: what the model zoo shows."""
+    return [zoo_row(name, model_class(name), load_card(name)) for name in list_checkpoints()
+            if issubclass(model_class(name), GenerativeModel)]
+
+
+def music_rows() -> list[dict]:
+    """One row per shipped checkpoint whose numbers are its own kind (:meth:`Model.card_summary`):
+    the transcriber's note F1, the language model's NLL per event, the score synthesiser's loop."""
+    rows = []
+    for name in list_checkpoints():
+        cls, card = model_class(name), load_card(name)
+        summary = cls.card_summary(card.get("metrics", {}))
+        if summary is not None:
+            rows.append({"name": name, "family": cls.family, "parameters": card.get("parameters"),
+                         "result": summary, "notebook": cls.notebook})
+    return rows
+
+
+def music_table() -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of the music table (:func:`music_rows`)."""
+    rows = music_rows()
+    return (["model", "family", "parameters", "measured"],
+            [[r["name"], r["family"], f"{r['parameters']:,}" if r["parameters"] else NOT_MEASURED, r["result"]]
+             for r in rows])
 
 
 #: The zoo table's columns: ``(row key, header)``. The studio's model zoo and the README show

@@ -290,6 +290,12 @@ class Model(nn.Module):
                                  "trained ones no longer fit; start a new run (without --resume) instead") from err
         return model.to(self.device).train(self.training)
 
+    @classmethod
+    def card_summary(cls, metrics: dict) -> str | None:
+        """One line of this model's own numbers from its card's ``metrics`` for the music table of the
+        zoo and the README (None: the model's numbers are the shared ones of the audio table)."""
+        return None
+
     def measure(self) -> dict:
         """Numbers of this model's own kind for its card (a transcriber's note F1, a language model's
         NLL per event), measured on the test split; ``workbench evaluate`` adds them to the

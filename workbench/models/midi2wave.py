@@ -184,6 +184,14 @@ class Midi2Wave(WaveNet):
     def _batch_cond(self, samples: torch.Tensor, cond: dict) -> dict:
         return {k: cond[k] for k in ("pianoroll", "onsets", "velocities")}
 
+    @classmethod
+    def card_summary(cls, metrics: dict) -> str | None:
+        if "loop_model_onset_f1" not in metrics:
+            return None
+        return (f"its playing transcribed back: note onset F1 {metrics['loop_model_onset_f1']:.1%} against the "
+                f"score (FluidSynth's rendering of the same notes: {metrics['loop_fluidsynth_onset_f1']:.1%}), "
+                f"first {metrics['loop_seconds']:g} s of {len(metrics['loop_pieces'])} test pieces")
+
     # ---- data -------------------------------------------------------------------------------------
     def dataset(self, split: str = "train", data: str = "scores"):
         """Rendered segments of the configured collection with onsets, roll and velocities."""

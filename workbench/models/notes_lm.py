@@ -578,6 +578,13 @@ class NotesLM(Model):
                 out[i][t - 1] = log_p[row, t - w - 1, s[t]].float()
         return out
 
+    @classmethod
+    def card_summary(cls, metrics: dict) -> str | None:
+        if "nll_per_event" not in metrics:
+            return None
+        return (f"{metrics['nll_per_event']:.2f} nats per event on the test pieces (bigram "
+                f"{metrics['bigram_nll_per_event']:.2f}, unigram {metrics['unigram_nll_per_event']:.2f})")
+
     def measure(self) -> dict:
         """NLL per event on the test pieces beside unigram and bigram baselines (:func:`evaluate_lm`)."""
         return evaluate_lm(self, "test")

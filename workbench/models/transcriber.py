@@ -430,6 +430,13 @@ class Transcriber(Model):
     def frames_per_second(self) -> float:
         return self.config.sample_rate / self.config.hop_length
 
+    @classmethod
+    def card_summary(cls, metrics: dict) -> str | None:
+        if "onset_f1" not in metrics:
+            return None
+        return (f"note onset F1 {metrics['onset_f1']:.1%} (with offsets {metrics['onset_offset_f1']:.1%}, "
+                f"frames {metrics['frame_f1']:.1%}) on the test pieces")
+
     def measure(self) -> dict:
         """Note and frame F1 on the test split's whole pieces (:func:`evaluate_split`)."""
         return evaluate_split(self, "test")

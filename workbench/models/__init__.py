@@ -39,6 +39,10 @@ REGISTRY: dict[str, str] = {
     "midi2wave": "workbench.models.midi2wave:Midi2Wave",
     "notes_lm": "workbench.models.notes_lm:NotesLM",
     "transcriber": "workbench.models.transcriber:Transcriber",
+    "wavenet_mol": "workbench.models.wavenet:WaveNetMoL",
+    "wavenet_gaussian": "workbench.models.wavenet:WaveNetGaussian",
+    "parallel_wavenet": "workbench.models.parallel_wavenet:ParallelWaveNet",
+    "clarinet": "workbench.models.clarinet:ClariNet",
     # aided variants: the published model plus an aid its paper does not have (``aid`` says which)
     "wavenet+source": "workbench.models.wavenet:WaveNetWithSource",
     "samplernn+source": "workbench.models.samplernn:SampleRNNWithSource",

@@ -13,6 +13,16 @@ harmonics from the onset, as in neural source-filter models (Wang et al. 2019). 
 it the phase and the period, and the network learns the filter (timbre, envelope, noise) around
 it; comparing the two shows how much of the pitch the network learns itself.
 
+Output distributions (``output``). The paper's ``"softmax"`` over the 2**bits mu-law codes is the
+default. ``"logistic_mixture"`` (Parallel WaveNet's teacher: ``n_mixtures`` logistics over the sample
+value, as in PixelCNN++) and ``"gaussian"`` (ClariNet's teacher: one Gaussian with its log-scale
+bounded below by ``log_scale_min``) are continuous densities, scored on the same mu-law bins
+(:mod:`workbench.models.distributions`), so bits per sample of all three compare on the same notes.
+The continuous outputs take the waveform itself as input (its companded value through a 1x1
+convolution, ``input_proj``) instead of a code embedding, so a student's continuous samples can be
+scored, and differentiated, through the teacher (:meth:`WaveNet.forward_waveform`). They are
+registered under their own names: ``wavenet_mol`` and ``wavenet_gaussian``.
+
 ``forward(codes)`` is the teacher-forced pass: ``logits[..., t]`` is the distribution of
 sample ``t + 1`` given samples up to ``t``. Generation has two readable paths that give the
 same samples under the same seed: ``naive`` (recompute the receptive field each step) and
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +45,7 @@ from torch import nn
 from ..dsp.quantise import mu_law_decode, mu_law_encode
 from ..errors import ParameterError
 from ..layers import GatedResidualBlock
+from . import distributions as D
 from . import wavenet_kernel
 from ._note import (
     OSCILLATOR_SOURCE,
@@ -64,6 +76,9 @@ class WaveNetShape:
     crop_samples: int = 3000
     onset_share: float = 0.25  # share of training crops that start at the onset, silence before
     learning_rate: float = 1e-3
+    output: str = "softmax"  # "softmax" | "logistic_mixture" | "gaussian" (distributions.OUTPUTS)
+    n_mixtures: int = 10  # logistics of a "logistic_mixture" output
+    log_scale_min: float = -9.0  # lower bound of a continuous output's log-scale (e^-9: finer than any bin)
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,8 @@ class WaveNet(GenerativeModel):
     notebook = "notebooks/03_receptive_fields.ipynb"
     generate_options = {"method": METHODS}
     aid_fields = ("source_harmonics",)
+    #: The output distributions this registered name has (the first is its own).
+    outputs: ClassVar[tuple[str, ...]] = ("softmax",)
 
     def __init__(self, config: WaveNetConfig):
         super().__init__(config)
@@ -112,19 +129,47 @@ class WaveNet(GenerativeModel):
             raise ParameterError(f"kernel_size={c.kernel_size} must be >= 2")
         if c.gate_channels % 2:
             raise ParameterError(f"gate_channels={c.gate_channels} must be even (tanh and sigmoid halves)")
+        if c.output not in D.OUTPUTS:
+            raise ParameterError(f"output={c.output!r} must be one of {', '.join(D.OUTPUTS)}")
+        if c.output not in self.outputs:
+            owner = {"softmax": "wavenet", "logistic_mixture": "wavenet_mol", "gaussian": "wavenet_gaussian"}
+            raise ParameterError(f"output={c.output!r}: '{self.name}' has a {self.outputs[0]} output; create "
+                                 f"'{owner[c.output]}' for a {c.output} output")
+        if c.output == "logistic_mixture" and c.n_mixtures < 1:
+            raise ParameterError(f"n_mixtures={c.n_mixtures} must be >= 1")
         self.n_classes = 2**c.bits
         self.silence = int(mu_law_encode(torch.zeros(()), c.bits))
         self.dilations = [2**i for i in range(c.n_layers)] * c.n_stacks
-        self.embed = nn.Embedding(self.n_classes, c.residual_channels)
+        if c.output == "softmax":
+            self.embed = nn.Embedding(self.n_classes, c.residual_channels)
+        else:  # the companded sample value itself; silence (0) maps to 0 like the zero padding
+            self.input_proj = nn.Conv1d(1, c.residual_channels, 1, bias=False)
         self.blocks = nn.ModuleList(
             GatedResidualBlock(c.residual_channels, c.gate_channels, c.skip_channels, c.kernel_size, d)
             for d in self.dilations
         )
         self.head = nn.Sequential(
             nn.ReLU(), nn.Conv1d(c.skip_channels, c.skip_channels, 1),
-            nn.ReLU(), nn.Conv1d(c.skip_channels, self.n_classes, 1),
+            nn.ReLU(), nn.Conv1d(c.skip_channels, D.n_parameters(c.output, self.n_classes, c.n_mixtures), 1),
         )
         self._build_conditioning(len(self.blocks) * c.gate_channels)
+        if c.output != "softmax":
+            self._init_continuous_output()
+
+    def _init_continuous_output(self) -> None:
+        """Start a continuous output near "any loudness is as likely": the mixture's components all
+        centred on silence with log-scales spread evenly from -7 to -1 (a Gaussian: one at -3), and
+        the last layer's weights shrunk, so the first predictions are about as good as a uniform
+        choice of mu-law code (8 bits) rather than a random distribution (about 11)."""
+        last = self.head[-1]
+        c = self.config
+        with torch.no_grad():
+            last.weight.mul_(0.1)
+            last.bias.zero_()
+            if c.output == "logistic_mixture":
+                last.bias[2 * c.n_mixtures:] = torch.linspace(-7.0, -1.0, c.n_mixtures)
+            else:
+                last.bias[1] = -3.0
 
     def _build_conditioning(self, n_bias: int) -> None:
         """The layers that turn ``cond`` into a bias for each of the ``n_bias`` gate units (all layers)."""
@@ -151,6 +196,11 @@ class WaveNet(GenerativeModel):
 
     # ---- facts -----------------------------------------------------------------------------
     @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the weights (and of every float the network computes)."""
+        return self.head[-1].weight.dtype
+
+    @property
     def receptive_field(self) -> int:
         """Samples of context each prediction sees: (kernel_size - 1) * sum(dilations) + 1."""
         return (self.config.kernel_size - 1) * sum(self.dilations) + 1
@@ -171,7 +221,7 @@ class WaveNet(GenerativeModel):
         pitch = torch.as_tensor(cond["pitch"], device=self.device) - c.pitch_range[0]
         inst = cond["instrument"]
         inst = self.cond_index("instrument", inst) if not isinstance(inst, torch.Tensor) else inst.to(self.device)
-        vel = torch.as_tensor(cond["velocity"], dtype=self.embed.weight.dtype, device=self.device)[:, None] / 127.0
+        vel = torch.as_tensor(cond["velocity"], dtype=self.dtype, device=self.device)[:, None] / 127.0
         h = self.pitch_embed(pitch) + self.instrument_embed(inst) + self.velocity_proj(vel)
         return self.global_proj(h)
 
@@ -180,13 +230,13 @@ class WaveNet(GenerativeModel):
         c = self.config
         feats = []
         if c.timing:
-            timing = timing_features(n_frames, c.hop_length / c.sample_rate, self.device, self.embed.weight.dtype)
+            timing = timing_features(n_frames, c.hop_length / c.sample_rate, self.device, self.dtype)
             feats.append(timing.expand(batch, -1, -1))  # (batch, 5, frames)
         if c.n_mels:
             if mel is None:
                 raise ParameterError(f"{self.name} is a vocoder here: pass cond={{'mel': frames}} "
                                      f"of shape ({c.n_mels}, frames)")
-            mel = mel.to(self.device, self.embed.weight.dtype)
+            mel = mel.to(self.device, self.dtype)
             mel = mel[None] if mel.dim() == 2 else mel
             if mel.shape[-2] != c.n_mels:
                 raise ParameterError(f"mel has {mel.shape[-2]} bands; this model takes n_mels={c.n_mels}")
@@ -214,7 +264,7 @@ class WaveNet(GenerativeModel):
 
         Zero before the onset and for harmonics above Nyquist (:func:`harmonic_source`).
         """
-        return harmonic_source(omega, positions, self.config.source_harmonics).to(self.embed.weight.dtype)
+        return harmonic_source(omega, positions, self.config.source_harmonics).to(self.dtype)
 
     def layer_bias(self, g: torch.Tensor, local: torch.Tensor | None, positions: torch.Tensor,
                    omega: torch.Tensor | None = None) -> torch.Tensor:
@@ -253,10 +303,18 @@ class WaveNet(GenerativeModel):
         """Codes ``(batch, time)`` -> input features ``(batch, residual, time)``; silence maps to 0.
 
         Subtracting the silence embedding makes the convolutions' zero padding mean "silence
-        before the note", exactly as generation starts.
+        before the note", exactly as generation starts. A continuous output's network hears
+        each code's companded value instead (:meth:`embed_values`).
         """
+        if self.config.output != "softmax":
+            return self.embed_values(2 * codes.to(self.dtype) / (self.n_classes - 1) - 1)
         e = self.embed(codes) - self.embed.weight[self.silence]  # (batch, time, residual)
         return e.transpose(1, 2)
+
+    def embed_values(self, y: torch.Tensor) -> torch.Tensor:
+        """Companded sample values ``(batch, time)`` -> input features ``(batch, residual, time)``
+        (continuous outputs only; differentiable)."""
+        return self.input_proj(y[:, None].to(self.dtype))
 
     def forward_features(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """The dilated stack on continuous input ``(batch, residual, time)`` -> logits ``(batch, classes, time)``."""
@@ -266,19 +324,64 @@ class WaveNet(GenerativeModel):
             skips = skips + s
         return self.head(skips)
 
+    def _teacher_forced_bias(self, cond: dict | None, batch: int, n: int, start: int, device) -> torch.Tensor | None:
+        """Every layer's bias for ``n`` inputs from absolute position ``start`` (None without ``cond``)."""
+        if cond is None:
+            return None
+        g, local, omega = self.prepare_cond(cond, batch, max(start + n, 1))
+        positions = torch.arange(start, start + n, device=device)
+        return self.layer_bias(g, local, positions, omega)
+
     def forward(self, codes: torch.Tensor, cond: dict | None = None, start: int = 0) -> torch.Tensor:
         """Teacher-forced pass: codes ``(batch, time)`` -> logits ``(batch, classes, time)``.
 
-        ``logits[..., t]`` is the distribution of the code at ``t + 1`` given codes up to ``t``.
+        ``logits[..., t]`` is the distribution of the code at ``t + 1`` given codes up to ``t``
+        (for a continuous output: its parameters, :meth:`distribution`).
         ``start`` is the absolute sample index of ``codes[:, 0]`` relative to the note onset.
         """
-        bias = None
-        if cond is not None:
-            n = codes.shape[-1]
-            g, local, omega = self.prepare_cond(cond, codes.shape[0], max(start + n, 1))
-            positions = torch.arange(start, start + n, device=codes.device)
-            bias = self.layer_bias(g, local, positions, omega)
+        bias = self._teacher_forced_bias(cond, codes.shape[0], codes.shape[-1], start, codes.device)
         return self.forward_features(self.embed_codes(codes), bias)
+
+    def forward_waveform(self, x: torch.Tensor, cond: dict | None = None, start: int = 0) -> torch.Tensor:
+        """Teacher-forced pass on continuous samples ``x`` ``(batch, time)`` (not quantised) ->
+        distribution parameters ``(batch, channels, time)``, differentiable with respect to ``x``.
+
+        How a student's samples are scored: ``out[..., t]`` is the distribution of the sample at
+        ``t + 1`` given ``x`` up to ``t``. Continuous outputs only.
+
+        Raises
+        ------
+        ParameterError
+            This WaveNet has a softmax output (its input is a code embedding, not differentiable).
+        """
+        if self.config.output == "softmax":
+            raise ParameterError(f"{self.name} has a softmax output over codes; only a continuous output "
+                                 "('wavenet_mol', 'wavenet_gaussian') scores continuous samples")
+        bias = self._teacher_forced_bias(cond, x.shape[0], x.shape[-1], start, x.device)
+        return self.forward_features(self.embed_values(D.compand(x, self.n_classes - 1)), bias)
+
+    # ---- the output distribution ------------------------------------------------------------------
+    def distribution(self, out: torch.Tensor, temperature: float = 1.0) -> dict:
+        """A continuous output's parameters ``{"logits", "means", "log_scales"}``, each
+        ``(batch, K, ...)``, from the network's output ``(batch, channels, ...)`` at ``temperature``."""
+        return D.split(out, self.config.output, self.config.log_scale_min, temperature)
+
+    def code_log_likelihood(self, out: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """log P(code) in nats ``(batch, time)`` of each code under the outputs ``(batch, channels, time)``."""
+        if self.config.output == "softmax":
+            return -F.cross_entropy(out, codes, reduction="none")
+        return D.code_log_prob(self.config.output, self.distribution(out), codes, self.config.bits).to(out.dtype)
+
+    def draw(self, out: torch.Tensor, temperature: float, generator) -> torch.Tensor:
+        """One code per row of the outputs ``(batch, channels)`` by inverse CDF (one uniform per row).
+
+        Softmax: logits / temperature. Continuous outputs: every scale times ``temperature`` and
+        mixture logits / ``temperature``, then the probabilities of the mu-law bins.
+        """
+        if self.config.output == "softmax":
+            return sample_categorical(out, temperature, generator)
+        log_p = D.bin_log_probs(self.config.output, self.distribution(out, temperature), self.config.bits)
+        return sample_categorical(log_p, 1.0, generator)
 
     # ---- likelihood -----------------------------------------------------------------------------------
     def _cond_tensors(self, cond: dict | None, n: int) -> dict:
@@ -307,11 +410,12 @@ class WaveNet(GenerativeModel):
         cond_t = self._clip_cond(cond, x)
         inputs = F.pad(codes[:, :-1], (1, 0), value=self.silence)  # silence, then codes 0..T-2
         logits = self.forward(inputs, cond_t, start=-1)
-        ll = -F.cross_entropy(logits, codes, reduction="none")  # (batch, time) nats
+        ll = self.code_log_likelihood(logits, codes)  # (batch, time) nats
         return codes, ll / math.log(2)
 
     def log_prob(self, audio, cond=None) -> torch.Tensor:
-        """Bits per sample of each item (exact, over 8-bit mu-law codes), the note starting at sample 0."""
+        """Bits per sample of each item (exact, over 8-bit mu-law codes, whatever the output), the
+        note starting at sample 0."""
         with torch.no_grad():
             _, ll = self._step_log_likelihood(audio, cond)
         return -ll.mean(dim=-1)
@@ -351,7 +455,10 @@ class WaveNet(GenerativeModel):
         targets = codes[:, u: u + length]
         cond_t = self._batch_cond(samples, cond)
         logits = self.forward(inputs, cond_t, start=start)[..., keep:]  # (batch, classes, length)
-        loss = F.cross_entropy(logits, targets)
+        if self.config.output == "softmax":
+            loss = F.cross_entropy(logits, targets)
+        else:  # the negative log-likelihood of each code's bin
+            loss = -self.code_log_likelihood(logits, targets).mean()
         return {"loss": loss, "bits_per_sample": loss.detach() / math.log(2)}
 
     # ---- generation ----------------------------------------------------------------------------------------
@@ -373,15 +480,20 @@ class WaveNet(GenerativeModel):
         """Which sampler ``method="auto"`` means for this model on this machine."""
         if method != "auto":
             return method
-        fast_ok = wavenet_kernel.available() and self.device.type == "cpu" and self.embed.weight.dtype == torch.float32
+        fast_ok = (wavenet_kernel.available() and self.device.type == "cpu" and self.dtype == torch.float32
+                   and self.config.output == "softmax")  # the kernel knows only the softmax
         return "fast" if fast_ok else "cached"
 
     def sample_codes(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None,
                      method="auto", return_logits=False):
-        """Draw ``n_samples`` codes per item; optionally also return every step's logits."""
+        """Draw ``n_samples`` codes per item; optionally also return every step's logits (a continuous
+        output's: its parameters, :meth:`distribution`)."""
         if method not in METHODS:
             raise ParameterError(f"method={method!r} must be one of {', '.join(METHODS)}")
         method = self.resolve_method(method)
+        if method == "fast" and self.config.output != "softmax":
+            raise ParameterError(f"method='fast' samples a softmax only; {self.name} has a {self.config.output} "
+                                 "output: use 'cached' or 'naive' (or 'auto')")
         g, local, omega = self.prepare_cond(cond, n, n_samples)
         if method == "fast":
             sampler = wavenet_kernel.FastSampler(self)
@@ -405,7 +517,7 @@ class WaveNet(GenerativeModel):
             # 2. the network's last output is the distribution of sample t
             logits = self.forward_features(self.embed_codes(window), bias)[..., -1]
             # 3. sample and append
-            history[:, t + rf] = sample_categorical(logits, temperature, generator)
+            history[:, t + rf] = self.draw(logits, temperature, generator)
             if return_logits:
                 all_logits.append(logits)
             if progress is not None and (t % 256 == 0 or t == n_samples - 1):
@@ -422,7 +534,7 @@ class WaveNet(GenerativeModel):
         """
         k = self.config.kernel_size
         queues = [torch.zeros(n, self.config.residual_channels, (k - 1) * b.dilation, device=self.device,
-                              dtype=self.embed.weight.dtype)
+                              dtype=self.dtype)
                   for b in self.blocks]
         prev = torch.full((n,), self.silence, dtype=torch.long, device=self.device)
         codes = torch.empty(n, n_samples, dtype=torch.long, device=self.device)
@@ -446,7 +558,7 @@ class WaveNet(GenerativeModel):
                 queues[i] = torch.cat([q[:, :, 1:], x[..., None]], dim=-1)
                 x = (x + F.linear(z, block.residual.weight[..., 0], block.residual.bias)) * 0.5**0.5
             logits = self.head(skips[..., None])[..., 0]
-            prev = sample_categorical(logits, temperature, generator)
+            prev = self.draw(logits, temperature, generator)
             codes[:, t] = prev
             if return_logits:
                 all_logits.append(logits)
@@ -488,3 +600,39 @@ class WaveNetWithSource(WaveNet):
     name = "wavenet+source"
     aid = OSCILLATOR_SOURCE
     PRESETS = SOURCE_PRESETS
+
+
+# ---- the teachers of distillation: continuous outputs ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaveNetMoLConfig(WaveNetConfig):
+    output: str = "logistic_mixture"
+
+
+@dataclass(frozen=True)
+class WaveNetGaussianConfig(WaveNetConfig):
+    output: str = "gaussian"
+
+
+class WaveNetMoL(WaveNet):
+    """WaveNet ending in a discretised mixture of logistics: Parallel WaveNet's teacher
+    (van den Oord et al. 2018, arXiv:1711.10433), on the data and network of ``wavenet``."""
+
+    name = "wavenet_mol"
+    Config = WaveNetMoLConfig
+    outputs = ("logistic_mixture",)
+    notebook = "notebooks/12_distillation.ipynb"
+    #: the compiled kernel samples a softmax only: ``auto`` means ``cached`` here
+    generate_options = {"method": ("auto", "cached", "naive")}
+
+
+class WaveNetGaussian(WaveNet):
+    """WaveNet ending in one Gaussian (log-scale bounded below): ClariNet's teacher
+    (Ping, Peng and Chen 2019, arXiv:1807.07281), on the data and network of ``wavenet``."""
+
+    name = "wavenet_gaussian"
+    Config = WaveNetGaussianConfig
+    outputs = ("gaussian",)
+    notebook = "notebooks/12_distillation.ipynb"
+    generate_options = {"method": ("auto", "cached", "naive")}

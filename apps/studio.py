@@ -17,7 +17,7 @@ if __package__ in (None, ""):  # run as a file (workbench app loads it by path):
 
 import gradio as gr  # noqa: E402
 
-from apps import common, generate_tab, mulaw_lab, phase_lab, receptive_field, zoo  # noqa: E402
+from apps import common, compose, generate_tab, mulaw_lab, phase_lab, receptive_field, zoo  # noqa: E402
 
 #: Events that run at once across all sessions (heavy ones also share a limit of 1).
 CONCURRENCY_LIMIT = 2
@@ -41,6 +41,8 @@ def build_demo(extra_checkpoints: dict | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Generate"):
                 generate_tab.build(models, failures, flags)
+            with gr.Tab("Compose"):
+                compose.build(flags)
             with gr.Tab("Phase lab"):
                 phase_lab.build(models, flags)
             with gr.Tab("Mu-law lab"):

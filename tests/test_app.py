@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from apps import (  # noqa: E402
     common,
     compare,
+    compose,
     generate_tab,
     mulaw_lab,
     phase_lab,
@@ -616,3 +617,37 @@ def test_compare_uses_a_checkpoints_only_value_and_says_so():
     gansynth = create_model("gansynth+comb", "tiny")
     assert compare.departures("g", gansynth, {"pitch": 60, "velocity": 112}) == ["g has no velocity (it ignored 112)"]
     assert compare.departures("t", tiny, {"velocity": 112}) == ["t knows only velocity 100 (it used that, not 112)"]
+
+
+# ---- Compose ------------------------------------------------------------------------------------
+def test_compose_reads_a_score_file_plays_it_and_transcribes_it_back(client, tmp_path):
+    from workbench.scores import NoteEvent, events_to_midi
+
+    tune = [NoteEvent(0.3 * i, 0.28, pitch, 100) for i, pitch in enumerate((67, 69, 71, 72, 74))]
+    events_to_midi(tune, tmp_path / "tune.mid", [73])
+    _fig, about = client.predict(compose.SOURCES[1], None, gradio_client.handle_file(str(tmp_path / "tune.mid")),
+                                        12, 1.0, 0, api_name="/compose_score")
+    assert "5 notes" in about and "tune.mid" in about
+    played, real, text = client.predict(4, 1.0, 0, api_name="/compose_play")
+    x, rate = read(real)
+    assert rate == 16000 and np.abs(x).max() > 0.01  # FluidSynth always plays
+    assert ("midi2wave" in text) and (played is not None or "ships no checkpoint" in text)
+    _fig, heard = client.predict(False, None, gradio_client.handle_file(real), api_name="/compose_transcribe")
+    if load_model_or_none("transcriber") is not None:
+        assert "note onset F1" in heard and "transcriber heard" in heard
+
+
+def test_compose_refuses_a_file_that_is_not_a_score_and_keeps_serving(client, tmp_path):
+    client = gradio_client.Client(client.src, verbose=False)  # a new session: no score yet
+    (tmp_path / "bad.mid").write_text("not a MIDI file at all")
+    with pytest.raises(Exception, match="bad.mid"):
+        client.predict(compose.SOURCES[1], None, gradio_client.handle_file(str(tmp_path / "bad.mid")), 12, 1.0, 0,
+                       api_name="/compose_score")
+    with pytest.raises(Exception, match="no score yet"):
+        client.predict(4, 1.0, 0, api_name="/compose_play")
+
+
+def load_model_or_none(name):
+    from workbench.models import has_checkpoint
+
+    return load_model(name) if has_checkpoint(name) else None

@@ -629,3 +629,45 @@ def traces(x, ys: dict, xlabel: str = "", ylabel: str = "", title: str | None = 
     if len(ys) > 1:
         ax.legend(fontsize=8)
     return fig
+
+
+def piano_roll(notes: dict, ax=None, title: str | None = None, seconds: float | None = None) -> Figure:
+    """Note sets drawn as piano rolls on one axis: pitch against time, each note a bar.
+
+    Parameters
+    ----------
+    notes : dict label -> sequence of ``(onset_seconds, duration_seconds, pitch, velocity, ...)``
+        Several sets overlay in different colours (a score and its transcription); a bar's
+        shade follows its velocity.
+    seconds : float, optional
+        The time axis' end (default: the last offset).
+
+    Returns
+    -------
+    Figure
+    """
+    if ax is None:
+        fig, axes = new_figure(1, 1, width=9.0, row_height=3.2)
+        ax = axes[0, 0]
+    fig = ax.figure
+    pitches, end = [], 0.0
+    for k, (label, events) in enumerate(notes.items()):
+        rows = [tuple(e) if isinstance(e, tuple | list) else e.as_tuple() for e in events]  # NoteEvent or tuples
+        colour = matplotlib.colors.to_rgb(f"C{k}")
+        for onset, duration, pitch, velocity, *_ in rows:
+            shade = 0.35 + 0.65 * float(velocity) / 127
+            ax.broken_barh([(onset, duration)], (pitch - 0.4 + 0.2 * k, 0.8 - 0.2 * k),
+                           facecolors=(*colour, shade), edgecolors="none")
+        pitches += [r[2] for r in rows]
+        end = max([end] + [r[0] + r[1] for r in rows])
+        ax.plot([], [], color=colour, lw=6, label=f"{label} ({len(rows)} notes)")
+    if pitches:
+        ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
+    ax.set_xlim(0, seconds or max(end, 1e-3))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("MIDI pitch")
+    if len(notes) > 1 or title is None:
+        ax.legend(loc="upper right", fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig

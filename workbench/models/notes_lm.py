@@ -728,26 +728,13 @@ class NotesLM(Model):
         -------
         matplotlib Figure
         """
-        from ..viz import new_figure
+        from ..viz import piano_roll
 
         if events is None:
             events = self.generate_events(1, seconds=8.0, generator=0)[0]
             title = title or f"{self.name}: 8 s written with seed 0, temperature {self.default_temperature:g}"
         events = _check_events(events, "events")
-        fig, axes = new_figure(1, 1, width=9.0, row_height=3.6)
-        ax = axes[0, 0]
-        for e in events:
-            shade = 0.35 + 0.65 * e.velocity / 127
-            ax.broken_barh([(e.onset_seconds, e.duration_seconds)], (e.pitch - 0.4, 0.8),
-                           facecolors=(0.1, 0.3, 0.7, shade), edgecolors="none")
-        if events:
-            pitches = [e.pitch for e in events]
-            ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
-            ax.set_xlim(0, max(e.offset_seconds for e in events))
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("MIDI pitch")
-        ax.set_title(title or f"{len(events)} notes")
-        return fig
+        return piano_roll({"notes": events}, title=title or f"{len(events)} notes")
 
 
 def _check_events(events, name: str) -> list[NoteEvent]:

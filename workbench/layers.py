@@ -604,3 +604,49 @@ def minibatch_stddev(h: torch.Tensor) -> torch.Tensor:
     too alike (mode collapse). ``(batch, channels, ...)`` -> ``(batch, channels + 1, ...)``."""
     std = h.std(dim=0, unbiased=False).mean()
     return torch.cat([h, std.expand(h.shape[0], 1, *h.shape[2:])], dim=1)
+
+
+class ArgmaxQuantiser(nn.Module):
+    """The argmax autoencoder's bottleneck (AMAE; Dieleman, van den Oord and Simonyan 2018, arXiv:1806.10474).
+
+    The encoder emits one non-negative score per code ("queries" ``(batch, n_codes, frames)``):
+    a ReLU, then divisive normalisation so that each frame's scores sum to one. The code is the
+    argmax; the forward pass carries its one-hot vector, the backward pass the gradient of the
+    normalised scores (straight-through: ``p + sg(onehot - p)``). Each code has a learned
+    embedding ``(n_codes, dim)``, so ``z_q`` is one embedding per frame. Unlike a vector quantiser
+    there is no codebook to collapse; instead a diversity loss pulls the batch's use of the codes
+    towards uniform.
+
+    ``forward(q)`` returns ``(z_q (batch, dim, frames), codes (batch, frames), diversity)`` with
+    ``diversity = n_codes * sum_k (u_k - 1 / n_codes) ** 2`` (0 at uniform use, up to
+    ``n_codes - 1`` when one code takes everything), where ``u`` is the batch's mean of the
+    straight-through one-hots: its value is how often each code *is* chosen, its gradient that of
+    the mean of ``p``. (Measured on ``p`` alone, the loss lets the encoder spread ``p`` evenly
+    while one code still wins every argmax.)
+    """
+
+    def __init__(self, n_codes: int, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.n_codes, self.dim, self.eps = n_codes, dim, eps
+        self.embedding = nn.Parameter(torch.randn(n_codes, dim))
+
+    def normalise(self, q: torch.Tensor) -> torch.Tensor:
+        """Queries ``(batch, n_codes, frames)`` -> non-negative scores summing to one over codes."""
+        r = F.relu(q)
+        return r / (r.sum(dim=1, keepdim=True) + self.eps)
+
+    def lookup(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``(batch, frames)`` -> embeddings ``(batch, dim, frames)``."""
+        return self.embedding[codes].transpose(1, 2)
+
+    def forward(self, q: torch.Tensor, generator: torch.Generator | None = None):
+        if q.shape[1] != self.n_codes:
+            raise ValueError(f"the argmax bottleneck takes {self.n_codes} query channels; got {q.shape[1]}")
+        p = self.normalise(q)  # (batch, n_codes, frames)
+        codes = p.argmax(dim=1)  # (batch, frames)
+        onehot = F.one_hot(codes, self.n_codes).transpose(1, 2).to(p.dtype)
+        straight_through = p + (onehot - p).detach()  # forward: one-hot; backward: d/dp is the identity
+        z_q = torch.einsum("bkt,kd->bdt", straight_through, self.embedding)
+        usage = straight_through.mean(dim=(0, 2))  # (n_codes,) the share of frames each code takes
+        diversity = self.n_codes * (usage - 1.0 / self.n_codes).pow(2).sum()
+        return z_q, codes, diversity

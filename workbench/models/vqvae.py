@@ -14,7 +14,8 @@ codes, then decode.
 The decoder is factorised: every sample's distribution depends on the codes alone, not on
 the samples before it, and ``generate`` plays each distribution's mean. That makes it the
 simplest discrete autoencoder, not the autoregressive discrete autoencoder of Dieleman et al.
-(2018), whose decoder is a WaveNet that samples the waveform given the codes.
+(2018), whose decoder is a WaveNet that samples the waveform given the codes: that one is
+``ada`` (:mod:`workbench.models.ada`), and ``hierarchical_wavenet`` stacks it.
 
 ``log_prob`` is a bound in bits per sample: ``-log p(x) <= -log p(x | z) - log p(z)`` for the
 encoder's code sequence ``z`` (decoder bits plus prior bits, over 8-bit mu-law samples).

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install app lab test lint bench examples clean
+.PHONY: install app lab test test-fast lint bench examples docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ lab: install
 test: install
 	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -n 2
 
+# Everything but the tests marked slow (notebooks, browser, checkpoint replays): a minute or two.
+test-fast: install
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -n 2 -m "not slow"
+
 lint: install
 	$(BIN)/ruff check .
 
@@ -34,6 +38,13 @@ bench: install
 
 examples: install
 	$(BIN)/python scripts/make_examples.py
+
+# Read-only HTML copies of the notebooks, executed in full (WORKBENCH_FAST unset), offline (no CDN
+# scripts), in docs/notebooks/NAME.html: what the studio's zoo links to. Not part of `make test`.
+# `make docs FAST=1` runs the shortened notebooks instead; `make docs NOTEBOOKS="00_tour 01_phase"` some.
+docs: install
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/python -m workbench.notebook.docs --out docs/notebooks \
+		$(if $(FAST),--fast) $(NOTEBOOKS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

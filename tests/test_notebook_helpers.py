@@ -342,3 +342,332 @@ def test_wider_candidate_sets_spread_more_and_their_mean_is_further_from_all():
     assert wide_study.seeking_loss_db > narrow_study.seeking_loss_db
     # the mean of phase-shifted copies of one tone cancels: quieter than any of them
     assert narrow_study.mean_waveform.samples.abs().max() < 0.5 * narrow.abs().max()
+
+
+# ---- display: tables and the explorer's static view -------------------------------------------
+def test_table_formats_cells_and_refuses_ragged_rows():
+    table = nb.Table(["model", "bits"], [["wavenet", 4.7712], ["vae", None], ["gan", float("nan")]], title="t",
+                     notes=["a note"])
+    text = repr(table)
+    assert text.splitlines()[0] == "t" and "4.77" in text and text.count("—") == 2 and text.endswith("a note")
+    html = table._repr_html_()
+    assert html.count("<tr>") == 4 and "<caption>t</caption>" in html
+    with pytest.raises(ParameterError, match="cells"):
+        nb.Table(["a", "b"], [[1]])
+
+
+def test_with_a_front_end_the_default_view_is_drawn_before_the_controls(monkeypatch, capsys):
+    import workbench.notebook.display as display
+
+    monkeypatch.setattr(display, "has_front_end", lambda: True)
+    ex = nb.Explorer(lambda bits: nb.Text(f"bits={bits}"), bits=widgets.IntSlider(value=8, min=2, max=16))
+    ex._ipython_display_()
+    out = capsys.readouterr().out
+    assert "bits=8" in out and "VBox" in out and out.index("bits=8") < out.index("VBox")
+    assert ex.n_calls == 1  # the controls' output area is not drawn a second time
+    ex.controls["bits"].value = 9  # moving a control still redraws
+    assert ex.n_calls == 2 and repr(ex.result) == "bits=9"
+
+
+# ---- models: which checkpoint, which aid --------------------------------------------------------
+def test_aid_line_says_whether_the_aid_is_in_the_paper():
+    from workbench.models import model_class
+
+    assert "no aid" in nb.aid_line(model_class("wavenet"))
+    line = nb.aid_line(model_class("wavenet+source"))
+    assert "oscillator source" in line and "not in the paper" in line
+    assert "part of the published model" in nb.aid_line(model_class("ddsp"))
+
+
+def test_load_shipped_takes_the_first_name_with_a_checkpoint(monkeypatch, tmp_path):
+    import workbench.models as models
+
+    monkeypatch.setattr(models, "CHECKPOINTS", tmp_path)
+    model, note = nb.load_shipped("wavenet", "wavenet+source")
+    assert model.name == "wavenet" and "UNTRAINED" in note  # nothing shipped: the first, untrained
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        create_model("wavenet+source", "tiny", timing=False).save(tmp_path / "wavenet+source")
+    model, note = nb.load_shipped("wavenet", "wavenet+source")
+    assert model.name == "wavenet+source" and "wavenet ships no checkpoint yet" in note and "aid = oscillator" in note
+    _tiny_wavenet().save(tmp_path / "wavenet")
+    model, note = nb.load_shipped("wavenet", "wavenet+source")
+    assert model.name == "wavenet" and "no aid" in note
+    with pytest.raises(ParameterError):
+        nb.load_shipped()
+
+
+# ---- families: the survey's table, measured ------------------------------------------------------
+def test_diversity_is_zero_for_copies_and_grows_with_difference():
+    sr = 16000
+    t = torch.arange(sr // 2) / sr
+    a = 0.5 * torch.sin(2 * math.pi * 330 * t)
+    close = 0.5 * torch.sin(2 * math.pi * 335 * t)
+    far = 0.5 * torch.sin(2 * math.pi * 660 * t) + 0.05 * torch.randn(len(t), generator=torch.Generator().manual_seed(0))
+    assert nb.diversity([a, a, a], sr) == 0.0
+    assert 0 < nb.diversity([a, close], sr) < nb.diversity([a, far], sr)
+    assert nb.diversity(Audio(torch.stack([a, far])[:, None], sr), sr) == pytest.approx(nb.diversity([a, far], sr))
+    with pytest.raises(ParameterError):
+        nb.diversity([a], sr)
+
+
+def test_each_aided_variant_finds_its_published_model():
+    from workbench.models import REGISTRY, GenerativeModel, list_models, model_class
+
+    assert nb.families.published_partner("notes_lm") is None
+    for name in list_models(GenerativeModel):
+        cls = model_class(name)
+        partner = nb.families.published_partner(name)
+        if cls.aid is not None and not cls.aid.in_paper and cls.aid_fields:
+            assert partner is not None and partner in REGISTRY and model_class(partner).aid is None, name
+    assert nb.families.published_partner("wavenet+source") == "wavenet"
+    assert nb.families.published_partner("gansynth+comb") == "gansynth"
+    assert nb.families.published_partner("wavenet") is None
+
+
+def test_the_family_table_lists_published_models_before_their_aided_variants(monkeypatch, tmp_path):
+    import workbench.models as models
+
+    monkeypatch.setattr(models, "CHECKPOINTS", tmp_path)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        create_model("wavenet+source", "tiny", timing=False).save(tmp_path / "wavenet+source")
+        create_model("vae", "tiny").save(tmp_path / "vae")
+    assert nb.families.table_models() == ["wavenet", "wavenet+source", "vae"]
+    missing = nb.families.measure_model("wavenet")
+    assert missing == {"name": "wavenet", "family": "autoregressive", "likelihood": "exact", "sample_rate": None,
+                       "aid": "none", "shipped": False}
+    row = nb.families.measure_model("vae", n_conditions=1, n_draws=2, seconds=0.25, speed_seconds=0.05, bits_notes=1)
+    assert row["shipped"] and row["real_time_factor"] > 0 and row["n_notes"] == 2
+    assert 0 <= row["pitch_accuracy"] <= 1 and 0 <= row["harmonic_share"] <= 1 and row["diversity"] >= 0
+    assert math.isfinite(row["bits_per_sample"])
+    table = nb.families.family_table([missing, row], real=1.5)
+    text = repr(table)
+    assert "no checkpoint yet" in text and "real notes of those conditions: 1.50" in text
+    assert len(table.rows) == 2 and len(table.rows[0]) == len(table.headers)
+
+
+def test_speed_comparison_is_worded_by_the_numbers():
+    fast, slow = {"name": "wavenet", "real_time_factor": 2.0}, {"name": "samplernn", "real_time_factor": 0.25}
+    assert "WaveNet is 8.0 times faster" in nb.families.speed_comparison(fast, slow)
+    assert "SampleRNN is 8.0 times faster" in nb.families.speed_comparison(slow | {"name": "wavenet"},
+                                                                          fast | {"name": "samplernn"})
+    assert "about the same" in nb.families.speed_comparison(fast, {"name": "samplernn", "real_time_factor": 1.9})
+    assert "ships no checkpoint" in nb.families.speed_comparison(fast, {"name": "samplernn"})
+
+
+# ---- figures --------------------------------------------------------------------------------------
+def _harmonic_note(seconds=1.0, sr=16000, f0=261.63):
+    t = torch.arange(int(seconds * sr)) / sr
+    return Audio(sum(torch.sin(2 * math.pi * k * f0 * t) / k for k in range(1, 6)) * 0.2, sr)
+
+
+def test_note_spectrogram_is_relative_to_the_peak_zoomed_and_leaves_out_the_end():
+    from workbench.notebook import figures
+
+    note = _harmonic_note()
+    db, n_inside = figures.relative_db(note)
+    assert db.max() == pytest.approx(0.0) and n_inside < db.shape[-1]  # the last frames run past the end
+    assert (n_inside - 1) * 256 + 512 <= note.n_samples < n_inside * 256 + 512
+    fig = figures.note_spectrogram(note, fmax_hz=2000)
+    ax = fig.axes[0]
+    assert ax.get_ylim() == (0.0, 2.0) and ax.get_xlim() == (0.0, note.seconds)
+    image = ax.get_images()[0]
+    assert image.get_array().shape == (int(round(2000 / 8000 * 512)) + 1, n_inside)
+    with pytest.raises(ParameterError):
+        figures.note_spectrogram(note, fmax_hz=-1)
+
+
+def test_harmonics_view_masks_quiet_bins_and_keeps_the_harmonics():
+    from workbench.notebook import figures
+
+    note = _harmonic_note()
+    fig = figures.harmonics_view(note, kind="if", fmax_hz=2000, floor_db=-40)
+    shown = fig.axes[1].get_images()[0].get_array()  # axes: magnitude, IF, then their colour bars
+    assert fig.axes[1].get_ylim() == (0.0, 2.0)
+    assert 0.5 < shown.mask.mean() < 1.0  # most bins are quiet, the harmonics are not
+    assert figures.masked_share(note) == pytest.approx(shown.mask.mean(), abs=0.01)
+    bin_of_f0 = round(261.63 / 16000 * 1024)
+    assert not shown.mask[bin_of_f0, 2:-2].any()
+    assert float(np.ma.std(shown[bin_of_f0, 2:-2])) < 0.05  # a steady partial: a flat IF line
+    with pytest.raises(ParameterError):
+        figures.harmonics_view(note, kind="magnitude")
+    with pytest.raises(ParameterError):
+        figures.harmonics_view(note, floor_db=10)
+
+
+def test_short_clips_get_a_shorter_window():
+    from workbench.notebook import figures
+
+    short = _harmonic_note(0.25, sr=8000)  # 2,000 samples: a 256-sample window fits four times over
+    db, n_inside = figures.relative_db(short)
+    assert db.shape[0] == 256 // 2 + 1 and n_inside >= 10
+    assert len(figures.spectrograms_side_by_side({"a": short, "b": short}).axes) == 4
+
+
+# ---- likelihood: surprise, temperature, pairs -----------------------------------------------------
+class _KnownSurprise:
+    """A stand-in model whose per-sample bits are given: encode() returns them."""
+
+    def __init__(self, bits):
+        self.bits = torch.as_tensor(bits, dtype=torch.float64)
+
+    def encode(self, clip, cond):
+        from workbench.models.base import Encoding
+
+        return Encoding("codes", {"log_likelihood_bits": -self.bits[None]}, clip.sample_rate)
+
+
+def test_surprise_profile_splits_attack_from_sustain_and_correlates_with_loudness():
+    sr = 8000
+    n = sr
+    envelope = torch.exp(-torch.arange(n) / (0.2 * sr))
+    clip = Audio(0.8 * envelope * torch.sin(2 * math.pi * 220 * torch.arange(n) / sr), sr)
+    bits = 1.0 + 5.0 * envelope  # louder costs more
+    profile = nb.likelihood.surprise_profile(_KnownSurprise(bits), clip, {}, window=80, attack_seconds=0.05)
+    attack = int(0.05 * sr)
+    assert profile["onset_seconds"] == 0.0
+    assert profile["attack_bits"] == pytest.approx(float(bits[:attack].mean()))
+    assert profile["sustain_bits"] == pytest.approx(float(bits[attack:].mean()))
+    assert profile["correlation"] > 0.8 and len(profile["bits"]) == n // 80
+    text = nb.likelihood.describe_surprise(profile)
+    assert text.startswith("the attack costs more") and "follow loudness closely" in text
+    flat = nb.likelihood.surprise_profile(_KnownSurprise(torch.full((n,), 3.0)), clip, {}, window=80)
+    assert "about the same" in nb.likelihood.describe_surprise(flat)
+    with pytest.raises(ParameterError):
+        nb.likelihood.surprise_profile(_KnownSurprise(bits[:100]), clip.trim(100 / sr), {}, window=80)
+
+
+def test_temperature_and_pair_sentences_follow_the_numbers():
+    sweep = {0.6: {"harmonic_share": 0.8}, 1.0: {"harmonic_share": 0.64}, 1.2: {"harmonic_share": 0.56}}
+    assert nb.likelihood.describe_temperature(sweep).startswith("harmonic share falls as the temperature rises")
+    assert "hardly changes" in nb.likelihood.describe_temperature({0.6: {"harmonic_share": 0.7},
+                                                                   1.2: {"harmonic_share": 0.69}})
+    rows = {"wavenet": {"shipped": False, "aid": "none", "pitch_accuracy": None},
+            "wavenet+source": {"shipped": True, "aid": "oscillator source", "pitch_accuracy": 0.75}}
+    assert "ships no checkpoint yet" in nb.likelihood.compare_pair(rows, "wavenet", "wavenet+source")
+    rows["wavenet"] = {"shipped": True, "aid": "none", "pitch_accuracy": 0.3}
+    sentence = nb.likelihood.compare_pair(rows, "wavenet", "wavenet+source")
+    assert sentence.startswith("pitch accuracy 30% without the oscillator source") and "the aid helps" in sentence
+    with pytest.raises(ParameterError):
+        nb.likelihood.temperature_sweep(_tiny_wavenet(), temperatures=(0.0, 1.0))
+
+
+def test_card_or_live_measures_what_the_card_lacks(monkeypatch, tmp_path):
+    import json
+
+    import workbench.models as models
+
+    monkeypatch.setattr(models, "CHECKPOINTS", tmp_path)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = create_model("wavenet+source", "tiny", timing=False)
+    model.save(tmp_path / "wavenet+source")
+    (tmp_path / "wavenet+source" / "card.json").write_text(json.dumps({"metrics": {"pitch_accuracy": 0.5}}))
+    table, rows = nb.likelihood.pair_table([("wavenet", "wavenet+source")], n_notes=2, seconds=0.1)
+    row = rows["wavenet+source"]
+    assert row["pitch_accuracy"] == 0.5 and row["source"]["pitch_accuracy"] == "card"
+    assert 0 <= row["harmonic_share"] <= 1 and row["source"]["harmonic_share"] == "measured now, 2 notes"
+    assert not rows["wavenet"]["shipped"] and "no checkpoint yet" in repr(table)
+
+
+# ---- latents ----------------------------------------------------------------------------------------
+def test_vq_codes_in_order_and_shuffled_are_scored_by_the_same_decoder():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        vq = create_model("vqvae+source", "tiny").eval()
+    cond = {"pitch": vq.conditioning[0].default}
+    clip = _harmonic_note(0.25, sr=vq.sample_rate, f0=261.63)
+    study = nb.latents.own_vs_shuffled(vq, clip, cond, generator=0)
+    assert math.isfinite(study["own"]) and math.isfinite(study["shuffled"])
+    assert sorted(study["codes"][0].tolist()) == sorted(study["shuffled_codes"][0].tolist())
+    assert nb.latents.decoder_bits(vq, clip, cond, study["codes"]) == pytest.approx(study["own"])
+    with pytest.raises(ParameterError, match="frames"):
+        nb.latents.decoder_bits(vq, clip, cond, study["codes"][:, :-1])
+    assert "more bits" in nb.latents.describe_codes({"own": 5.0, "shuffled": 9.0})
+    assert "about the same" in nb.latents.describe_codes({"own": 5.0, "shuffled": 5.01})
+
+
+# ---- receptive fields: medians, log-log, stacks ---------------------------------------------------
+def test_step_cost_keeps_every_run_and_reports_the_median_when_asked():
+    cost = nb.training_step_cost(_tiny_wavenet(n_layers=3), n_targets=64, repeats=3, statistic="median")
+    assert len(cost["step_times"]) == 3 and cost["step_seconds"] == sorted(cost["step_times"])[1]
+    with pytest.raises(ParameterError):
+        nb.training_step_cost(_tiny_wavenet(n_layers=3), statistic="mean")
+
+
+def test_step_time_figure_is_log_log_with_a_slope_one_guide():
+    fig = nb.step_time_figure([16, 64, 256], [0.01, 0.02, 0.08])
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    guide = ax.lines[1].get_ydata()
+    assert guide[-1] == pytest.approx(80.0) and guide[0] == pytest.approx(80.0 * 16 / 256)
+    assert nb.receptive_fields.slope([16, 64, 256], [1, 4, 16]) == pytest.approx(1.0)
+    with pytest.raises(ParameterError):
+        nb.step_time_figure([16], [0.1])
+
+
+def test_stack_diagram_draws_one_stack_and_marks_the_repeats():
+    fig, info = nb.stack_diagram([1, 2, 4, 8] * 3, kernel_size=2, sample_rate=16000)
+    assert info == {"n_stacks": 3, "stack": [1, 2, 4, 8], "one_stack": 16, "receptive_field": 46}
+    assert any(t.get_text() == "x3" for t in fig.axes[0].texts)
+    assert len(fig.axes[0].get_yticks()) == 5  # four layers and the input
+    _, single = nb.stack_diagram([1, 2, 4, 3])
+    assert single["n_stacks"] == 1 and single["receptive_field"] == 11
+
+
+# ---- quantisation: level dependence and the mid-tread quantiser -----------------------------------
+@pytest.mark.parametrize("bits", [1, 3, 8, 16])
+def test_mid_tread_quantiser_matches_numpy_rounding(bits):
+    from workbench import dsp
+
+    x = np.concatenate([np.linspace(-1.2, 1.2, 20001), [0.0, 1.0, -1.0, 0.5 / 2 ** (bits - 1)]])
+    x = x.astype(np.float32).astype(np.float64)  # the values the float32 quantiser sees
+    half = 2 ** (bits - 1)
+    expected = np.clip(np.round(np.clip(x, -1, 1) * half), -half, half - 1) / half
+    got = dsp.quantise(torch.tensor(x, dtype=torch.float32), bits, "mid_tread").numpy()
+    assert np.allclose(got, expected, atol=1e-7)
+    codes = dsp.mid_tread_encode(torch.tensor(x, dtype=torch.float32), bits)
+    assert int(codes.min()) >= 0 and int(codes.max()) <= 2 ** bits - 1
+    assert float(dsp.quantise(torch.zeros(1), bits, "mid_tread")) == 0.0  # silence stays silent
+    with pytest.raises(ParameterError):
+        dsp.mid_tread_decode(torch.tensor([2 ** bits]), bits)
+
+
+def test_level_dependence_is_large_for_uniform_and_shrinks_with_bits_for_mu_law(clips):
+    loud = clips["piano"]
+    quiet = loud.with_samples(loud.samples * 0.03)
+    uniform = nb.level_dependence(loud, quiet, range(4, 13), "uniform")
+    mu_law = nb.level_dependence(loud, quiet, range(4, 13), "mu_law")
+    assert uniform["level_db"] == pytest.approx(20 * math.log10(0.03))
+    assert (uniform["loss"] > 25).all()
+    assert mu_law["loss"][0] > 10 and mu_law["loss"][-1] < 1 and (np.diff(mu_law["loss"]) < 0.1).all()
+    text = nb.quantisation.describe_level_dependence(mu_law)
+    assert text.startswith("30 dB quieter") and "at 4 bits" in text and "only from" in text
+    assert "never under" in nb.quantisation.describe_level_dependence(uniform)
+
+
+def test_quantisation_view_offers_the_mid_tread_quantiser(clips):
+    fig, table = nb.quantisation_view(clips["piano"].trim(0.2), 8, uniform_kind="mid_tread")
+    assert "mid-tread 8 bits" in table.clips
+    with pytest.raises(ParameterError):
+        nb.quantisation_view(clips["piano"].trim(0.2), 8, uniform_kind="a-law")
+
+
+# ---- docs -------------------------------------------------------------------------------------------
+def test_the_course_sequence_has_neighbours_and_pages_go_offline():
+    from workbench.notebook import docs
+
+    assert docs.neighbours("00_tour") == (None, "01_phase")
+    assert docs.neighbours("12_distillation") == ("11_long_range_structure", None)
+    with pytest.raises(ParameterError):
+        docs.neighbours("99_nothing")
+    page = ('<script src="https://cdn.example/require.js"></script><script>var x = 1;</script>'
+            '<link rel="stylesheet" href="https://cdn.example/a.css"><a href="02_mu_law.ipynb">02</a>'
+            '<script type="text/javascript" src="//cdn.example/mathjax.js"> </script>')
+    assert len(docs.remote_scripts(page)) == 2
+    clean = docs.offline(page)
+    assert docs.remote_scripts(clean) == [] and "https://" not in clean and "//cdn" not in clean
+    assert "<script>var x = 1;</script>" in clean and 'href="02_mu_law.html"' in clean
+    with pytest.raises(ParameterError):
+        docs.notebooks(["99_nothing"])

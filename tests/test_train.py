@@ -105,6 +105,7 @@ def test_training_is_reproducible_under_a_seed(tmp_path):
         assert torch.equal(va, vb), k
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_training(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -4,6 +4,8 @@ Every function accepts a tensor or an :class:`~workbench.audio.Audio` and return
 """
 
 from .quantise import (
+    mid_tread_decode,
+    mid_tread_encode,
     mu_law_compress,
     mu_law_decode,
     mu_law_encode,
@@ -44,6 +46,8 @@ __all__ = [
     "magnitude",
     "mel_filterbank",
     "midi_to_hz",
+    "mid_tread_decode",
+    "mid_tread_encode",
     "mu_law_compress",
     "mu_law_decode",
     "mu_law_encode",

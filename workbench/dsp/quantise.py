@@ -1,4 +1,4 @@
-"""Sample quantisation: uniform and mu-law companding at any bit depth.
+"""Sample quantisation: uniform (mid-rise and mid-tread) and mu-law companding at any bit depth.
 
 Mu-law (ITU-T G.711, used by WaveNet with 8 bits) squeezes the amplitude range before
 uniform quantisation so that quiet samples get finer steps than loud ones:
@@ -140,6 +140,41 @@ def uniform_decode(codes, bits: int = 8) -> torch.Tensor:
     return codes.float() / (levels - 1) * 2 - 1
 
 
+def mid_tread_encode(x, bits: int = 8) -> torch.Tensor:
+    """Uniform quantisation with a level at zero (mid-tread), as linear PCM stores samples.
+
+    Sample ``x`` becomes the signed integer ``round(x * 2**(bits - 1))``, clipped to
+    ``-2**(bits - 1) .. 2**(bits - 1) - 1`` (8-bit PCM: -128..127, so +1.0 clips to 127/128),
+    returned offset by ``2**(bits - 1)`` as a code ``0 .. 2**bits - 1``. Unlike
+    :func:`uniform_encode` (mid-rise: levels at +-half a step, none at zero) silence stays silent.
+
+    Examples
+    --------
+    >>> import torch
+    >>> mid_tread_encode(torch.tensor([-1.0, 0.0, 0.004, 1.0]), bits=8).tolist()
+    [0, 128, 129, 255]
+    """
+    bits = _check_bits(bits)
+    half = 2 ** (bits - 1)
+    t, _ = to_tensor(x)
+    signed = torch.round(t.float().clamp(-1.0, 1.0) * half).clamp(-half, half - 1)  # ties to even
+    return (signed + half).to(torch.int64)
+
+
+def mid_tread_decode(codes, bits: int = 8) -> torch.Tensor:
+    """Inverse of :func:`mid_tread_encode`: code ``c`` -> ``(c - 2**(bits - 1)) / 2**(bits - 1)``."""
+    bits = _check_bits(bits)
+    levels = 2**bits
+    codes = torch.as_tensor(codes)
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) > levels - 1):
+        raise ParameterError(
+            f"codes span {int(codes.min())}..{int(codes.max())}; expected 0..{levels - 1} "
+            f"for bits={bits}"
+        )
+    half = levels // 2
+    return (codes.float() - half) / half
+
+
 def quantise(x, bits: int = 8, kind: str = "mu_law"):
     """Quantise and dequantise: what a signal sounds like after ``bits``-bit storage.
 
@@ -147,7 +182,9 @@ def quantise(x, bits: int = 8, kind: str = "mu_law"):
     ----------
     x : Tensor or Audio
     bits : int
-    kind : {"mu_law", "uniform"}
+    kind : {"mu_law", "uniform", "mid_tread"}
+        ``"uniform"`` spreads ``2**bits`` levels evenly over [-1, 1] with none at zero (mid-rise);
+        ``"mid_tread"`` is linear PCM, with a level at zero (:func:`mid_tread_encode`).
 
     Returns
     -------
@@ -157,7 +194,7 @@ def quantise(x, bits: int = 8, kind: str = "mu_law"):
     --------
     >>> import torch
     >>> y = quantise(torch.linspace(-1, 1, 5), bits=8, kind="uniform")
-    >>> bool((y - torch.linspace(-1, 1, 5)).abs().max() < 1 / 255)
+    >>> bool((y - torch.linspace(-1, 1, 5)).abs().max() < 1 / 255 + 1e-6)  # at most half a step
     True
     """
     t, sr = to_tensor(x)
@@ -165,6 +202,9 @@ def quantise(x, bits: int = 8, kind: str = "mu_law"):
         y = mu_law_decode(mu_law_encode(t, bits), bits)
     elif kind == "uniform":
         y = uniform_decode(uniform_encode(t, bits), bits)
+    elif kind == "mid_tread":
+        y = mid_tread_decode(mid_tread_encode(t, bits), bits)
     else:
-        raise ParameterError(f"kind={kind!r} is not a quantiser; use 'mu_law' or 'uniform'")
+        raise ParameterError(f"kind={kind!r} is not a quantiser; use 'mu_law' or 'uniform' "
+                             "(or 'mid_tread': linear PCM, with a level at zero)")
     return like(x, y, sr)

@@ -3,8 +3,10 @@ controls with a static fallback.
 
 - :func:`setup`, :func:`is_fast`, :func:`has_front_end`: show figures inline, shorten loops;
 - :func:`players`: labelled audio players side by side, with numbers next to each;
-- :class:`Explorer`: ipywidgets controls around a function, and one static call without a
-  front end; its callbacks run headless (set ``explorer.controls[name].value``).
+- :class:`Table`: rows of numbers that display as an HTML table (and as aligned text);
+- :class:`Explorer`: ipywidgets controls around a function. Its default view is always drawn as
+  ordinary output first (so saved notebooks and HTML exports show it), the controls below it;
+  its callbacks run headless (set ``explorer.controls[name].value``).
 """
 
 from __future__ import annotations
@@ -82,6 +84,51 @@ class Text:
 
     def _repr_html_(self) -> str:
         return f"<pre>{html.escape(self.text)}</pre>"
+
+
+class Table:
+    """Rows of cells under a header, shown as an HTML table in Jupyter and as aligned text elsewhere.
+
+    Cells are formatted like :func:`players`' numbers (floats to 3 significant figures, NaN
+    and None as a dash); ``notes`` are lines printed under the table.
+
+    Examples
+    --------
+    >>> print(Table(["model", "bits"], [["wavenet", 4.7712], ["vae", None]], notes=["held-out notes"]))
+    model    bits
+    wavenet  4.77
+    vae      —
+    held-out notes
+    """
+
+    def __init__(self, headers, rows, title: str | None = None, notes=()):
+        self.headers = [str(h) for h in headers]
+        self.rows = [list(r) for r in rows]
+        for r in self.rows:
+            if len(r) != len(self.headers):
+                raise ParameterError(f"a row has {len(r)} cells for {len(self.headers)} headers: {r!r}")
+        self.title = title
+        self.notes = [str(n) for n in notes]
+
+    @staticmethod
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+            return "—"
+        return _format(value)
+
+    def __repr__(self) -> str:
+        rows = [self.headers, *([self.cell(c) for c in r] for r in self.rows)]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(self.headers))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        return "\n".join(([self.title] if self.title else []) + lines + self.notes)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(self.cell(c))}</td>" for c in r) + "</tr>"
+                       for r in self.rows)
+        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        notes = "".join(f"<br><small>{html.escape(n)}</small>" for n in self.notes)
+        return f"<table>{caption}<tr>{head}</tr>{body}</table>{notes}"
 
 
 # ---- players ----------------------------------------------------------------------------------
@@ -186,12 +233,13 @@ def _another_value(w):
 
 
 class Explorer:
-    """Controls around ``fn``: live widgets in Jupyter, one static call anywhere else.
+    """Controls around ``fn``: its default view as ordinary output, then live widgets in Jupyter.
 
     ``fn(**values)`` returns what to show (figures, Audio, :class:`Players`, text, or a tuple of
-    them). In a kernel the explorer displays the controls and re-runs ``fn`` into an output area
-    whenever a control changes; without a front end it shows
-    ``fn`` at the controls' default values once.
+    them). Displaying the explorer always shows ``fn`` at the controls' default values as
+    ordinary cell output, so a saved notebook, an HTML export or a reader without a kernel sees
+    the figure. In a kernel the controls follow, above an output area that ``fn`` redraws
+    whenever a control changes.
 
     Parameters
     ----------
@@ -248,11 +296,13 @@ class Explorer:
         self.n_calls += 1
         return self.result
 
-    def widget(self):
-        """The controls above an output area that ``fn`` redraws (built once, runs ``fn`` once).
+    def widget(self, draw: bool = True):
+        """The controls above an output area that ``fn`` redraws (built once).
 
         Like ``ipywidgets.interactive_output``, plus: the result and any error are kept, and
-        nothing is printed when there is no IPython to display into (tests, scripts).
+        nothing is printed when there is no IPython to display into (tests, scripts). ``draw``:
+        run ``fn`` into the output area when the widget is built (False when the default view
+        was just shown as ordinary output above it).
         """
         import ipywidgets as widgets
 
@@ -271,7 +321,8 @@ class Explorer:
                 w.observe(redraw, names="value")
             box = widgets.HBox(list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
             self._widget = widgets.VBox([box, out])
-            redraw()
+            if draw:
+                redraw()
         return self._widget
 
     def set(self, **values):
@@ -319,7 +370,6 @@ class Explorer:
     def _ipython_display_(self):
         from IPython.display import display
 
+        show(self.run())  # the default view, as ordinary output: kept in saved copies and exports
         if has_front_end():
-            display(self.widget())
-        else:
-            show(self.run())
+            display(self.widget(draw=False))

@@ -72,16 +72,27 @@ def next_code_distribution(audio, bits: int = 8, previous: int | None = None, wi
             "bits_gaussian": float(-torch.log2(gaussian[test]).mean())}
 
 
-def quantisation_view(audio: Audio, bits: int = 8, zoom_seconds: float = 0.01):
+def quantisation_view(audio: Audio, bits: int = 8, zoom_seconds: float = 0.01, uniform_kind: str = "uniform"):
     """Uniform vs mu-law at ``bits`` bits: zoomed waveforms, error signals, players with SNR.
+
+    ``uniform_kind``: ``"uniform"`` (mid-rise, no level at zero) or ``"mid_tread"`` (linear PCM,
+    a level at zero), see :func:`workbench.dsp.quantise`.
 
     Returns
     -------
     (Figure, Players)
+
+    Raises
+    ------
+    ParameterError
+        Unknown ``uniform_kind``.
     """
     from ..viz import new_figure
 
-    uniform = _quantise(audio, bits, "uniform")
+    if uniform_kind not in ("uniform", "mid_tread"):
+        raise ParameterError(f"uniform_kind={uniform_kind!r} must be 'uniform' or 'mid_tread'")
+    name = "uniform" if uniform_kind == "uniform" else "mid-tread"
+    uniform = _quantise(audio, bits, uniform_kind)
     mu_law = _quantise(audio, bits, "mu_law")
     x = audio.samples[0, 0].numpy()
     start = int(np.argmax(np.abs(x)))  # zoom where the clip is loudest, then further in the tail
@@ -93,7 +104,7 @@ def quantisation_view(audio: Audio, bits: int = 8, zoom_seconds: float = 0.01):
         ax = axes[0, col]
         ax.plot(t, x[where:where + n], color="0.3", lw=1.2, label="original")
         ax.step(t, uniform.samples[0, 0, where:where + n].numpy(), where="mid", color="C0", lw=0.9,
-                label="uniform")
+                label=name)
         ax.step(t, mu_law.samples[0, 0, where:where + n].numpy(), where="mid", color="C3", lw=0.9,
                 label="mu-law")
         ax.set_title(f"{label}, {bits} bits")
@@ -101,13 +112,43 @@ def quantisation_view(audio: Audio, bits: int = 8, zoom_seconds: float = 0.01):
         ax.legend(fontsize=7)
         err = axes[1, col]
         err.plot(t, (uniform.samples[0, 0] - audio.samples[0, 0])[where:where + n].numpy(), color="C0",
-                 label="uniform error")
+                 label=f"{name} error")
         err.plot(t, (mu_law.samples[0, 0] - audio.samples[0, 0])[where:where + n].numpy(), color="C3",
                  label="mu-law error")
         err.set_xlabel("time (ms)")
         err.set_ylabel("error")
         err.legend(fontsize=7)
-    table = players({"original": audio, f"uniform {bits} bits": uniform, f"mu-law {bits} bits": mu_law},
-                    {"SNR (dB)": {f"uniform {bits} bits": snr(audio, uniform),
+    table = players({"original": audio, f"{name} {bits} bits": uniform, f"mu-law {bits} bits": mu_law},
+                    {"SNR (dB)": {f"{name} {bits} bits": snr(audio, uniform),
                                   f"mu-law {bits} bits": snr(audio, mu_law)}})
     return fig, table
+
+
+def level_dependence(loud: Audio, quiet: Audio, bits=range(2, 17), kind: str = "mu_law") -> dict:
+    """How much SNR a quantiser loses when the same sound is quieter, at each bit depth.
+
+    Returns
+    -------
+    dict: ``bits``, ``loud`` and ``quiet`` (SNR in dB), ``loss`` (loud minus quiet, dB), and
+    ``level_db`` (how much quieter ``quiet`` is, from the peaks).
+    """
+    bits = np.asarray(list(bits))
+    loud_snr, quiet_snr = snr_by_bits(loud, bits, kind), snr_by_bits(quiet, bits, kind)
+    level = 20 * math.log10(float(quiet.samples.abs().max()) / float(loud.samples.abs().max()))
+    return {"bits": bits, "loud": loud_snr, "quiet": quiet_snr, "loss": loud_snr - quiet_snr, "level_db": level}
+
+
+def describe_level_dependence(study: dict, at=(4, 8, 12, 16), tolerance_db: float = 3.0) -> str:
+    """One sentence on a :func:`level_dependence` study, worded by its numbers: the SNR the quieter
+    clip loses at the depths ``at``, and from which depth up it stays under ``tolerance_db``."""
+    bits, loss = study["bits"], study["loss"]
+    shown = [b for b in at if b in bits]
+    parts = ", ".join(f"{loss[bits == b][0]:.1f} dB at {b} bits" for b in shown)
+    ok = loss < tolerance_db
+    start = next((int(b) for i, b in enumerate(bits) if ok[i:].all()), None)  # every depth from here is ok
+    head = f"{-study['level_db']:.0f} dB quieter, the clip loses {parts}"
+    if start is None:
+        return head + f"; never under {tolerance_db:g} dB in {bits.min()}..{bits.max()} bits."
+    if start == bits.min():
+        return head + f"; under {tolerance_db:g} dB at every depth measured."
+    return head + f"; under {tolerance_db:g} dB only from {start} bits up."

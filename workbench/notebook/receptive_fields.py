@@ -5,7 +5,7 @@ Notebook: notebooks/03_receptive_fields.ipynb
 
 from __future__ import annotations
 
-import math
+import statistics
 import time
 
 import torch
@@ -50,7 +50,7 @@ def measure_receptive_field(model, n_samples: int | None = None) -> int:
 
 
 def training_step_cost(model, n_targets: int = 256, batch_size: int = 1, repeats: int = 3,
-                       generator=0) -> dict:
+                       generator=0, statistic: str = "min") -> dict:
     """Activation memory and time of one teacher-forced training step with full context.
 
     Every target sees a full receptive field of real samples (as in ``WaveNet.training_step``
@@ -62,13 +62,22 @@ def training_step_cost(model, n_targets: int = 256, batch_size: int = 1, repeats
       with ``torch.autograd.graph.saved_tensors_hooks``, each storage once, parameters excluded).
       This is the part of training memory that grows with depth and input length; the step's
       peak adds parameters, gradients and short-lived temporaries on top.
-    - ``step_seconds``: wall time of forward + backward, the fastest of ``repeats`` runs.
+    - ``step_seconds``: wall time of forward + backward over ``repeats`` runs: the fastest
+      (``statistic="min"``) or the median (``"median"``, steadier on a busy machine); every
+      run's time is kept in ``step_times``.
 
     Returns
     -------
     dict with ``receptive_field``, ``n_layers`` (convolution layers), ``input_samples``,
-    ``activation_bytes``, ``step_seconds``, ``n_parameters``.
+    ``activation_bytes``, ``step_seconds``, ``step_times``, ``n_parameters``.
+
+    Raises
+    ------
+    ParameterError
+        Unknown ``statistic``.
     """
+    if statistic not in ("min", "median"):
+        raise ParameterError(f"statistic={statistic!r} must be 'min' or 'median'")
     from ..dsp.spectral import make_generator
 
     rf = model.receptive_field
@@ -76,7 +85,7 @@ def training_step_cost(model, n_targets: int = 256, batch_size: int = 1, repeats
     gen = make_generator(generator) or torch.Generator().manual_seed(0)
     codes = torch.randint(0, model.n_classes, (batch_size, n_in + 1), generator=gen)
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    best, saved_bytes = math.inf, 0
+    times, saved_bytes = [], 0
     model.train()
     for _ in range(max(1, repeats)):
         saved: dict[int, int] = {}
@@ -93,12 +102,88 @@ def training_step_cost(model, n_targets: int = 256, batch_size: int = 1, repeats
             logits = model(codes[:, :-1])[..., rf - 1:]  # (batch, classes, n_targets)
             loss = F.cross_entropy(logits, codes[:, rf:])
         loss.backward()
-        best = min(best, time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
         saved_bytes = sum(saved.values())
     model.zero_grad(set_to_none=True)
     model.eval()
     return {"receptive_field": rf, "n_layers": len(model.dilations), "input_samples": n_in,
-            "activation_bytes": saved_bytes, "step_seconds": best, "n_parameters": model.n_parameters}
+            "activation_bytes": saved_bytes, "n_parameters": model.n_parameters, "step_times": times,
+            "step_seconds": min(times) if statistic == "min" else float(statistics.median(times))}
+
+
+def step_time_figure(receptive_fields, step_seconds, title: str | None = None):
+    """Training step time against receptive field on log-log axes, with a slope-1 guide.
+
+    On log-log axes a cost proportional to the receptive field is a line of slope 1; the guide
+    runs through the largest model's point, so a curve that bends away from it at the small end
+    shows the fixed overhead every step pays whatever its size.
+
+    Returns
+    -------
+    Figure
+
+    Raises
+    ------
+    ParameterError
+        Fewer than two points, or a non-positive value.
+    """
+    import numpy as np
+
+    from ..viz import line_plot
+
+    rf = np.asarray(receptive_fields, dtype=float)
+    ms = 1000 * np.asarray(step_seconds, dtype=float)
+    if rf.size < 2 or rf.size != ms.size or (rf <= 0).any() or (ms <= 0).any():
+        raise ParameterError("step_time_figure needs two or more positive (receptive field, time) pairs")
+    guide = ms[-1] * rf / rf[-1]  # slope 1 through the last point
+    fig = line_plot(rf, {"training step (ms), median of runs": ms, "slope 1: time proportional to the field": guide},
+                    xlabel="receptive field (samples)", ylabel="ms", logx=True, logy=True,
+                    title=title or "training step time against receptive field (log-log)")
+    fig.axes[0].lines[1].set(linestyle="--", marker="", color="0.5")
+    fig.axes[0].legend(fontsize=8)
+    return fig
+
+
+def slope(x, y) -> float:
+    """Least-squares slope of log(y) against log(x): the exponent of a power law y ~ x^slope."""
+    import numpy as np
+
+    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
+
+
+def stack_diagram(dilations, kernel_size: int = 2, sample_rate: int | None = None, title: str | None = None):
+    """:func:`workbench.viz.receptive_field_diagram` of one stack, marked "x n" when ``dilations``
+    repeat one stack n times (drawing all of them squeezes the picture until nothing can be read).
+
+    The receptive field of n stacks in series is n times one stack's span (``(k - 1) * sum``) plus 1.
+
+    Returns
+    -------
+    (Figure, dict with ``n_stacks``, ``stack``, ``one_stack``, ``receptive_field``)
+    """
+    from ..viz import receptive_field_diagram
+
+    dilations = [int(d) for d in dilations]
+    n_stacks = 1
+    for n in range(len(dilations), 1, -1):
+        if len(dilations) % n == 0 and dilations == dilations[: len(dilations) // n] * n:
+            n_stacks = n
+            break
+    stack = dilations[: len(dilations) // n_stacks]
+    one = (kernel_size - 1) * sum(stack) + 1
+    total = (kernel_size - 1) * sum(dilations) + 1
+    label = (f"one stack of {len(stack)} layers (x{n_stacks} in series): {one} samples; "
+             f"all {n_stacks}: {total} samples" if n_stacks > 1 else f"{len(stack)} layers: {total} samples")
+    if sample_rate:
+        label += f" = {1000 * total / sample_rate:.1f} ms at {sample_rate} Hz"
+    fig = receptive_field_diagram(stack, kernel_size, title=title or label)
+    ax = fig.axes[0]
+    if n_stacks > 1:
+        ax.text(1.01, 0.5, f"x{n_stacks}", transform=ax.transAxes, fontsize=22, fontweight="bold",
+                color="C3", va="center", ha="left")
+    if title:
+        ax.texts[0].set_text(label)
+    return fig, {"n_stacks": n_stacks, "stack": stack, "one_stack": one, "receptive_field": total}
 
 
 def receptive_field_view(n_layers: int, n_stacks: int, kernel_size: int, sample_rate: int = 16000,

@@ -132,7 +132,8 @@ class ADA(CodeHierarchy, GenerativeModel):
     def decoder_config(self, **changes) -> LevelDecoderConfig:
         """The level-1 WaveNet decoder's config (the shape fields of this config, then ``changes``)."""
         c = self.config
-        fields = {k: getattr(c, k) for k in LevelDecoderConfig.__dataclass_fields__ if hasattr(c, k)}
+        shared = LevelDecoderConfig.__dataclass_fields__.keys() & type(c).__dataclass_fields__.keys()
+        fields = {k: getattr(c, k) for k in shared}
         fields.update(sample_rate=c.sample_rate, code_dim=c.code_dim, hop_length=c.hop_length, start_symbol=False)
         fields.update(changes)
         return LevelDecoderConfig(**fields)

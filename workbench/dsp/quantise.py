@@ -127,16 +127,20 @@ def uniform_encode(x, bits: int = 8) -> torch.Tensor:
     return ((t + 1) / 2 * (levels - 1) + 0.5).to(torch.int64)
 
 
+def _check_codes(codes, bits: int) -> torch.Tensor:
+    """``codes`` as a tensor, or a ``ParameterError`` naming the span found and the one expected."""
+    codes = torch.as_tensor(codes)
+    top = 2**bits - 1
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) > top):
+        raise ParameterError(f"codes span {int(codes.min())}..{int(codes.max())}; expected 0..{top} for bits={bits}")
+    return codes
+
+
 def uniform_decode(codes, bits: int = 8) -> torch.Tensor:
     """Inverse of :func:`uniform_encode` (to the centre of each level)."""
     bits = _check_bits(bits)
     levels = 2**bits
-    codes = torch.as_tensor(codes)
-    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) > levels - 1):
-        raise ParameterError(
-            f"codes span {int(codes.min())}..{int(codes.max())}; expected 0..{levels - 1} "
-            f"for bits={bits}"
-        )
+    codes = _check_codes(codes, bits)
     return codes.float() / (levels - 1) * 2 - 1
 
 
@@ -165,12 +169,7 @@ def mid_tread_decode(codes, bits: int = 8) -> torch.Tensor:
     """Inverse of :func:`mid_tread_encode`: code ``c`` -> ``(c - 2**(bits - 1)) / 2**(bits - 1)``."""
     bits = _check_bits(bits)
     levels = 2**bits
-    codes = torch.as_tensor(codes)
-    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) > levels - 1):
-        raise ParameterError(
-            f"codes span {int(codes.min())}..{int(codes.max())}; expected 0..{levels - 1} "
-            f"for bits={bits}"
-        )
+    codes = _check_codes(codes, bits)
     half = levels // 2
     return (codes.float() - half) / half
 

@@ -18,7 +18,7 @@ from .base import (
     ScoreDataConfig,
     Speed,
 )
-from .capabilities import ClipFrames, LatentModel, Vocoder
+from .capabilities import ClipFrames, LatentModel, Streaming, Vocoder
 
 #: name -> "module:Class". Imported lazily so that listing models stays cheap.
 REGISTRY: dict[str, str] = {
@@ -139,6 +139,6 @@ def load_card(name_or_dir) -> dict:
 __all__ = [
     "REGISTRY", "Aid", "ClipFrames", "CondSpec", "Encoding", "GenerativeModel", "LatentModel", "Model",
     "NoteDataConfig", "ScoreDataConfig", "Speed",
-    "Vocoder", "checkpoint_dir", "create_model", "has_checkpoint", "list_checkpoints", "list_models", "load_card",
+    "Streaming", "Vocoder", "checkpoint_dir", "create_model", "has_checkpoint", "list_checkpoints", "list_models", "load_card",
     "load_model", "model_class",
 ]

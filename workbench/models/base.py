@@ -557,6 +557,25 @@ class GenerativeModel(Model):
         ParameterError
             Bad ``n``, ``seconds``, ``temperature``, conditioning or option.
         """
+        checked, temperature = self.check_generate_args(n, seconds, cond, temperature, options)
+        gen = make_generator(generator)
+        with torch.no_grad():
+            samples = self._generate(n, float(seconds), checked, temperature, gen, progress, **options)
+        return Audio(samples.clamp(-1, 1).float().cpu(), self.sample_rate)
+
+    def check_generate_args(self, n, seconds, cond, temperature, options: dict) -> tuple[dict, float]:
+        """Validate the arguments :meth:`generate` takes (and every other way of sampling shares).
+
+        Returns
+        -------
+        (cond, temperature) : the conditioning checked by :meth:`check_cond`, and the temperature
+        as a float (the model's :attr:`default_temperature` for None).
+
+        Raises
+        ------
+        ParameterError
+            Bad ``n``, ``seconds``, ``temperature``, conditioning or option.
+        """
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 256:
             raise ParameterError(f"n={n!r} must be an integer in 1..256")
         if not isinstance(seconds, int | float) or not 0 < float(seconds) <= MAX_SECONDS:
@@ -566,10 +585,7 @@ class GenerativeModel(Model):
             raise ParameterError(f"temperature={temperature!r} must be in (0, 10]; 1 samples the model as trained")
         checked = self.check_cond(cond, n)
         self.check_options(options)
-        gen = make_generator(generator)
-        with torch.no_grad():
-            samples = self._generate(n, float(seconds), checked, float(temperature), gen, progress, **options)
-        return Audio(samples.clamp(-1, 1).float().cpu(), self.sample_rate)
+        return checked, float(temperature)
 
     def check_options(self, options: dict) -> None:
         """Raise ``ParameterError`` for an option this model's ``generate`` does not take or a bad value."""

@@ -13,6 +13,8 @@ or guess from ``family`` or ``name``. Each mixin has its own conformance tests
                    ``example_frames(seconds)``, ``f0_of_mel(mel)``
 ``LatentModel``    a prior over latents and a decoder: ``sample_latent(...)``, ``encode``,
                    ``decode``; ``generate`` is ``decode(sample_latent(...))``
+``Streaming``      hands its clip back in chunks as it computes them: ``generate_stream(...)``
+                   yields what ``generate`` returns, piece by piece
 =================  ============================================================================
 
 How fast a model generates is declared for every model, not here: ``model.speed`` (from the
@@ -21,15 +23,17 @@ checkpoint's card, None when unmeasured) and ``model.interactive``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 
 import torch
 
+from ..audio import Audio
 from ..dsp.spectral import log_mel, make_generator
 from ..dsp.synth import midi_to_hz
 from ..errors import ParameterError
 from . import vocoder as plumbing
-from .base import Encoding
+from .base import MAX_SECONDS, Encoding
 
 
 class ClipFrames:
@@ -133,4 +137,68 @@ class LatentModel:
         raise NotImplementedError
 
 
-__all__ = ["ClipFrames", "LatentModel", "Vocoder"]
+class Streaming:
+    """A model that can hand its clip back in chunks, each as soon as it is computed.
+
+    An autoregressive sampler makes its clip from the start to the end, so the beginning can be
+    played while the rest is still being sampled. Subclasses implement :meth:`_generate_stream`
+    (``_generate``'s arguments plus ``chunk``, returning an iterator over samples ``(n, 1, chunk)``;
+    it prepares the conditioning when called, so bad input raises at once) so that its
+    chunks, joined, are exactly what ``_generate`` returns under the same seed.
+    """
+
+    def generate_stream(self, n: int = 1, *, seconds: float = 1.0, cond: dict | None = None,
+                        temperature: float | None = None, generator=None, chunk_seconds: float = 0.25,
+                        progress=None, **options) -> Iterator[Audio]:
+        """Sample ``n`` sounds as :meth:`~workbench.models.base.GenerativeModel.generate` does, in chunks.
+
+        Parameters
+        ----------
+        n, seconds, cond, temperature, generator, progress, **options
+            As for ``generate`` (checked the same way, when this is called).
+        chunk_seconds : float
+            The length of each chunk (the last one may be shorter).
+
+        Returns
+        -------
+        An iterator of Audio ``(n, 1, chunk)``, in order: joined along time they are the clip
+        ``generate`` makes with the same arguments and seed, sample for sample. Each chunk is
+        yielded as soon as it is sampled, before the next one is computed.
+
+        Raises
+        ------
+        ParameterError
+            Bad ``chunk_seconds``, or any argument ``generate`` refuses.
+
+        Examples
+        --------
+        >>> from workbench.models import create_model
+        >>> model = create_model("wavenet", "tiny")
+        >>> chunks = list(model.generate_stream(seconds=0.1, chunk_seconds=0.05, generator=0))
+        >>> [c.n_samples for c in chunks]
+        [400, 400]
+        """
+        checked, temperature = self.check_generate_args(n, seconds, cond, temperature, options)
+        if (isinstance(chunk_seconds, bool) or not isinstance(chunk_seconds, int | float)
+                or not math.isfinite(chunk_seconds) or not 0 < chunk_seconds <= MAX_SECONDS):
+            raise ParameterError(f"chunk_seconds={chunk_seconds!r} must be in (0, {MAX_SECONDS:g}]; "
+                                 "a quarter of a second starts playback quickly")
+        chunk = max(1, int(round(chunk_seconds * self.sample_rate)))
+        with torch.no_grad():  # conditioning is prepared (and checked) now, the samples as they are asked for
+            chunks = self._generate_stream(n, float(seconds), checked, temperature, make_generator(generator),
+                                           progress, chunk, **options)
+        return self._as_audio(chunks)
+
+    @torch.no_grad()
+    def _as_audio(self, chunks) -> Iterator[Audio]:
+        # torch.no_grad on a generator function holds while it runs, not in the caller between chunks
+        for samples in chunks:
+            yield Audio(samples.clamp(-1, 1).float().cpu(), self.sample_rate)
+
+    def _generate_stream(self, n, seconds, cond, temperature, generator, progress, chunk,
+                         **options) -> Iterator[torch.Tensor]:
+        """An iterator over samples ``(n, 1, chunk)``: ``_generate``'s clip, ``chunk`` samples at a time."""
+        raise NotImplementedError
+
+
+__all__ = ["ClipFrames", "LatentModel", "Streaming", "Vocoder"]

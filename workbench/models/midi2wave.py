@@ -200,18 +200,14 @@ class Midi2Wave(WaveNet):
         return ScoreTargets(super().dataset(split, data))
 
     # ---- generation ---------------------------------------------------------------------------------
-    def _generate(self, n, seconds, cond, temperature, generator, progress, method: str = "auto"):
+    def code_request(self, n: int, seconds: float, cond: dict) -> tuple[int, dict]:
+        """The score decides the length where one is given; else ``seconds`` of the default score."""
         c = self.config
         rolls = self._rolls(cond, n)
         n_samples = max(1, int(round(seconds * c.sample_rate)))
         if cond.get("pianoroll") is not None:  # the score decides the length
             n_samples = rolls.shape[-1] * c.hop_length
-        from ..dsp.quantise import mu_law_decode
-
-        codes = self.sample_codes(n, n_samples, {"pianoroll": rolls[:, 1], "onsets": rolls[:, 0],
-                                                 "velocities": rolls[:, 2]},
-                                  temperature, generator, progress, method)
-        return mu_law_decode(codes, c.bits)[:, None]
+        return n_samples, {"pianoroll": rolls[:, 1], "onsets": rolls[:, 0], "velocities": rolls[:, 2]}
 
     def play(self, events, *, temperature: float | None = None, generator=None, progress=None, **options):
         """Render note events (or ``(onset_s, duration_s, pitch, velocity)`` tuples) to audio."""

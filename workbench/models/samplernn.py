@@ -38,6 +38,7 @@ from ..errors import ParameterError
 from ..layers import NoteEmbedding
 from ._note import OSCILLATOR_SOURCE, harmonic_source, note_specs, note_tensors, phase_step
 from .base import Encoding, GenerativeModel, NoteDataConfig, sample_categorical
+from .capabilities import Streaming
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,9 @@ AIDED_PRESETS = {"tiny": {**PRESETS["tiny"], "source_harmonics": 2},
                  "small": {**PRESETS["small"], "source_harmonics": 4}}
 
 
-class SampleRNN(GenerativeModel):
-    """Two GRU tiers (frames of 8 and 2 samples) and a per-sample MLP over 8-bit mu-law codes."""
+class SampleRNN(Streaming, GenerativeModel):
+    """Two GRU tiers (frames of 8 and 2 samples) and a per-sample MLP over 8-bit mu-law codes; it
+    streams (:class:`Streaming`)."""
 
     name = "samplernn"
     family = "autoregressive"
@@ -206,11 +208,25 @@ class SampleRNN(GenerativeModel):
     def sample_codes(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None,
                      return_logits=False):
         """Draw codes one at a time, each tier stepping at its own clock rate."""
+        parts = list(self.code_chunks(n, n_samples, cond, temperature, generator, progress, return_logits))
+        codes = torch.cat([codes for codes, _ in parts], dim=1)
+        return (codes, torch.cat([logits for _, logits in parts], dim=-1)) if return_logits else codes
+
+    def code_chunks(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None,
+                    return_logits=False, chunk: int = 2048):
+        """:meth:`sample_codes` as an iterator over chunks of ``chunk`` samples: pairs of codes
+        ``(n, chunk)`` and logits ``(n, classes, chunk)`` (None unless ``return_logits``), each
+        yielded as soon as it is drawn; the codes do not depend on ``chunk``."""
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ParameterError(f"chunk={chunk!r} must be a positive number of samples")
+        note = self.note(*note_tensors(self, cond))
+        src = self.source(cond["pitch"], torch.arange(n_samples, device=self.device))
+        return self._chunks(n, n_samples, note, src, temperature, generator, progress, return_logits, chunk)
+
+    def _chunks(self, n, n_samples, note, src, temperature, generator, progress, return_logits, chunk):
         c = self.config
         fs, sfs = c.frame_size, c.sub_frame_size
         history = torch.full((n, n_samples + fs), self.silence, dtype=torch.long, device=self.device)
-        note = self.note(*note_tensors(self, cond))
-        src = self.source(cond["pitch"], torch.arange(n_samples, device=self.device))
         if src is not None:
             src_mid, src_mlp = self.source_mid(src), self.source_mlp(src)  # (n, time, width)
         top_state = mid_state = None
@@ -240,13 +256,22 @@ class SampleRNN(GenerativeModel):
                 all_logits.append(logits)
             if progress is not None and (t % 512 == 0 or t == n_samples - 1):
                 progress(t + 1, n_samples)
-        codes = history[:, fs:]
-        return (codes, torch.stack(all_logits, -1)) if return_logits else codes
+            # 4. a chunk is complete: hand it over
+            if (t + 1) % chunk == 0 or t == n_samples - 1:
+                t0 = t - t % chunk
+                yield history[:, fs + t0: p + 1].clone(), torch.stack(all_logits, -1) if return_logits else None
+                all_logits = []
 
     def _generate(self, n, seconds, cond, temperature, generator, progress):
         n_samples = max(1, int(round(seconds * self.sample_rate)))
         codes = self.sample_codes(n, n_samples, cond, temperature, generator, progress)
         return mu_law_decode(codes, self.config.bits)[:, None]
+
+    def _generate_stream(self, n, seconds, cond, temperature, generator, progress, chunk):
+        """:meth:`_generate` ``chunk`` samples at a time, yielding ``(n, 1, chunk)``."""
+        n_samples = max(1, int(round(seconds * self.sample_rate)))
+        chunks = self.code_chunks(n, n_samples, cond, temperature, generator, progress, chunk=chunk)
+        return (mu_law_decode(codes, self.config.bits)[:, None] for codes, _ in chunks)
 
     # ---- figure ------------------------------------------------------------------------------------------
     def visualise(self, audio=None):

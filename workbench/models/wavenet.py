@@ -56,7 +56,7 @@ from ._note import (
     timing_features,
 )
 from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig, sample_categorical
-from .capabilities import Vocoder
+from .capabilities import Streaming, Vocoder
 
 METHODS = ("auto", "fast", "cached", "naive")
 
@@ -108,8 +108,8 @@ VOCODER_PRESETS = {
 }
 
 
-class WaveNet(GenerativeModel):
-    """Small, faithful WaveNet with global and local conditioning."""
+class WaveNet(Streaming, GenerativeModel):
+    """Small, faithful WaveNet with global and local conditioning; it streams (:class:`Streaming`)."""
 
     name = "wavenet"
     family = "autoregressive"
@@ -467,14 +467,26 @@ class WaveNet(GenerativeModel):
         in PyTorch, the readable reference), ``"naive"`` (recompute the receptive field every step)
         or ``"auto"`` (fast where numba is available on CPU in float32, else cached). All draw the
         same samples under the same seed."""
+        n_samples, cond_t = self.code_request(n, seconds, cond)
+        codes = self.sample_codes(n, n_samples, cond_t, temperature, generator, progress, method)
+        return mu_law_decode(codes, self.config.bits)[:, None]  # (n, 1, time)
+
+    def _generate_stream(self, n, seconds, cond, temperature, generator, progress, chunk, method: str = "auto"):
+        """:meth:`_generate` ``chunk`` samples at a time: the same sampler, yielding ``(n, 1, chunk)``."""
+        n_samples, cond_t = self.code_request(n, seconds, cond)
+        chunks = self.code_chunks(n, n_samples, cond_t, temperature, generator, progress, method, chunk=chunk)
+        return (mu_law_decode(codes, self.config.bits)[:, None] for codes, _ in chunks)
+
+    def code_request(self, n: int, seconds: float, cond: dict) -> tuple[int, dict]:
+        """The number of samples a generation of ``seconds`` makes, and the conditioning
+        :meth:`prepare_cond` takes, from ``generate``'s checked ``cond``."""
         c = self.config
         n_samples = max(1, int(round(seconds * c.sample_rate)))
         if c.n_mels and cond.get("mel") is not None:
             n_samples = (cond["mel"].shape[-1] - 1) * c.hop_length
         cond_t = {"pitch": cond["pitch"], "instrument": cond["instrument"], "velocity": cond["velocity"],
                   "mel": cond.get("mel")}
-        codes = self.sample_codes(n, n_samples, cond_t, temperature, generator, progress, method)
-        return mu_law_decode(codes, c.bits)[:, None]  # (n, 1, time)
+        return n_samples, cond_t
 
     def resolve_method(self, method: str) -> str:
         """Which sampler ``method="auto"`` means for this model on this machine."""
@@ -488,21 +500,35 @@ class WaveNet(GenerativeModel):
                      method="auto", return_logits=False):
         """Draw ``n_samples`` codes per item; optionally also return every step's logits (a continuous
         output's: its parameters, :meth:`distribution`)."""
+        parts = list(self.code_chunks(n, n_samples, cond, temperature, generator, progress, method, return_logits))
+        codes = torch.cat([codes for codes, _ in parts], dim=1)
+        if return_logits:
+            return codes, torch.cat([logits for _, logits in parts], dim=-1)
+        return codes
+
+    def code_chunks(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None, method="auto",
+                    return_logits=False, chunk: int = 2048):
+        """:meth:`sample_codes` as an iterator over chunks of ``chunk`` steps: pairs of codes
+        ``(n, chunk)`` and logits ``(n, classes, chunk)`` (None unless ``return_logits``), each
+        yielded as soon as it is drawn. Arguments are checked and the conditioning prepared when
+        this is called; the codes do not depend on ``chunk``."""
         if method not in METHODS:
             raise ParameterError(f"method={method!r} must be one of {', '.join(METHODS)}")
         method = self.resolve_method(method)
         if method == "fast" and self.config.output != "softmax":
             raise ParameterError(f"method='fast' samples a softmax only; {self.name} has a {self.config.output} "
                                  "output: use 'cached' or 'naive' (or 'auto')")
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ParameterError(f"chunk={chunk!r} must be a positive number of steps")
         g, local, omega = self.prepare_cond(cond, n, n_samples)
         if method == "fast":
             sampler = wavenet_kernel.FastSampler(self)
-            return sampler.sample(self, n, n_samples, g, local, omega, temperature, generator, progress,
-                                  return_logits)
-        step = self._naive_steps if method == "naive" else self._cached_steps
-        return step(n, n_samples, g, local, omega, temperature, generator, progress, return_logits)
+            return sampler.chunks(self, n, n_samples, g, local, omega, temperature, generator, progress,
+                                  return_logits, chunk)
+        steps = self._naive_chunks if method == "naive" else self._cached_chunks
+        return steps(n, n_samples, g, local, omega, temperature, generator, progress, return_logits, chunk)
 
-    def _naive_steps(self, n, n_samples, g, local, omega, temperature, generator, progress, return_logits):
+    def _naive_chunks(self, n, n_samples, g, local, omega, temperature, generator, progress, return_logits, chunk):
         """Reference sampler: recompute the whole receptive field for every new sample."""
         rf = self.receptive_field
         history = torch.full((n, n_samples + rf), self.silence, dtype=torch.long, device=self.device)
@@ -522,10 +548,13 @@ class WaveNet(GenerativeModel):
                 all_logits.append(logits)
             if progress is not None and (t % 256 == 0 or t == n_samples - 1):
                 progress(t + 1, n_samples)
-        codes = history[:, rf:]
-        return (codes, torch.stack(all_logits, -1)) if return_logits else codes
+            # 4. a chunk is complete: hand it over
+            if (t + 1) % chunk == 0 or t == n_samples - 1:
+                t0 = t - t % chunk
+                yield history[:, rf + t0: rf + t + 1].clone(), torch.stack(all_logits, -1) if return_logits else None
+                all_logits = []
 
-    def _cached_steps(self, n, n_samples, g, local, omega, temperature, generator, progress, return_logits):
+    def _cached_chunks(self, n, n_samples, g, local, omega, temperature, generator, progress, return_logits, chunk):
         """Fast Wavenet generation: each layer keeps a queue of its past inputs.
 
         Layer i with dilation d needs its input from d, 2d, ... (k-1)d steps ago; the queue holds
@@ -564,7 +593,11 @@ class WaveNet(GenerativeModel):
                 all_logits.append(logits)
             if progress is not None and (t % 256 == 0 or t == n_samples - 1):
                 progress(t + 1, n_samples)
-        return (codes, torch.stack(all_logits, -1)) if return_logits else codes
+            # 4. a chunk is complete: hand it over
+            if (t + 1) % chunk == 0 or t == n_samples - 1:
+                t0 = t - t % chunk
+                yield codes[:, t0: t + 1].clone(), torch.stack(all_logits, -1) if return_logits else None
+                all_logits = []
 
     # ---- figure ------------------------------------------------------------------------------------------
     def visualise(self, audio=None):

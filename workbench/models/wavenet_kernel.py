@@ -1,6 +1,6 @@
 """A compiled incremental sampler for WaveNet (numba): the same arithmetic as the cached path.
 
-The cached PyTorch sampler (``WaveNet._cached_steps``) is the readable reference. Each of its
+The cached PyTorch sampler (``WaveNet._cached_chunks``) is the readable reference. Each of its
 steps launches dozens of tiny tensor operations whose overhead dwarfs the ~150k multiply-adds a
 sample needs. This kernel does those multiply-adds in one compiled loop per step, with each
 layer's queue kept as a ring buffer, and samples with the same inverse-CDF rule from the same
@@ -176,6 +176,22 @@ class FastSampler:
 
     def sample(self, model, n, n_samples, g, local, omega, temperature, generator, progress=None,
                return_logits=False, chunk: int = 2048):
+        """All ``n_samples`` codes ``(n, n_samples)`` (and logits ``(n, classes, n_samples)``)."""
+        parts = list(self.chunks(model, n, n_samples, g, local, omega, temperature, generator, progress,
+                                 return_logits, chunk))
+        codes = torch.cat([codes for codes, _ in parts], dim=1)
+        if return_logits:
+            return codes, torch.cat([logits for _, logits in parts], dim=-1)
+        return codes
+
+    def chunks(self, model, n, n_samples, g, local, omega, temperature, generator, progress=None,
+               return_logits=False, chunk: int = 2048):
+        """Run the kernel ``chunk`` steps at a time, yielding each chunk's codes ``(n, chunk)`` and
+        logits ``(n, classes, chunk)`` (None unless ``return_logits``) as soon as they are drawn.
+
+        The ring buffers and the previous codes carry over from one chunk to the next, and the
+        uniforms are drawn for the whole clip up front, so the codes do not depend on ``chunk``.
+        """
         hop = model.config.hop_length
         n_layers, gate = len(model.blocks), model.config.gate_channels
         # conditioning columns: 0 = before the onset (global only), j + 1 = frame j
@@ -214,7 +230,5 @@ class FastSampler:
                       source, omega is not None, uniforms, 1.0 / temperature)
             if progress is not None:
                 progress(t1, n_samples)
-        codes_t = torch.from_numpy(codes)
-        if return_logits:
-            return codes_t, torch.from_numpy(logits).permute(0, 2, 1).float()
-        return codes_t
+            chunk_logits = torch.from_numpy(logits[:, t0:t1].copy()).permute(0, 2, 1) if return_logits else None
+            yield torch.from_numpy(codes[:, t0:t1].copy()), chunk_logits

@@ -21,6 +21,7 @@ import keyword
 import math
 import os
 import re
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np  # noqa: E402
 
 from workbench.audio import Audio  # noqa: E402
 from workbench.errors import AudioError, MissingDependencyError, WorkbenchError  # noqa: E402
-from workbench.models.capabilities import ClipFrames, Vocoder  # noqa: E402
+from workbench.models.capabilities import ClipFrames, Streaming, Vocoder  # noqa: E402
 
 #: Sample rate of the labs (phase, mu-law): the example clips' rate.
 LAB_SAMPLE_RATE = 16_000
@@ -241,6 +242,41 @@ def to_gradio(audio: Audio, index: int = 0) -> tuple[int, np.ndarray]:
     return audio.sample_rate, audio.to_int16(index)
 
 
+class LiveStream:
+    """The chunks of one clip as a streaming ``gr.Audio`` takes them, so the first plays at once.
+
+    Gradio streams audio as AAC, whose encoder holds back a few frames of 1024 samples and
+    starts its process on the first chunk. At 8 kHz those frames are 128 ms each and a first
+    chunk of a quarter second comes out of the encoder only with the next one; at
+    :attr:`RATE` a frame is 21 ms. So the stream opens with :meth:`start` (a few milliseconds of
+    silence, which starts the encoder while the model samples), and each chunk is raised to an
+    integer multiple of its rate near :attr:`RATE` by linear interpolation from the last sample
+    of the chunk before (the first from silence, where every clip starts). The player is a
+    preview: the finished clip goes to its own player as it is.
+    """
+
+    RATE = 48_000
+    START_SECONDS = 0.02
+
+    def __init__(self, sample_rate: int):
+        self.factor = max(1, round(self.RATE / sample_rate))
+        self.sample_rate = sample_rate * self.factor
+        self._last = 0.0
+
+    def start(self) -> tuple[int, np.ndarray]:
+        """The silence that opens the stream."""
+        return self.sample_rate, np.zeros(int(self.START_SECONDS * self.sample_rate), np.int16)
+
+    def chunk(self, audio: Audio) -> tuple[int, np.ndarray]:
+        """The next chunk ``(1, 1, time)`` of the clip (its first item), at :attr:`sample_rate`, int16."""
+        x = audio.samples[0, 0].double().numpy()
+        before = np.concatenate([[self._last], x[:-1]])  # the sample each one is approached from
+        steps = np.arange(1, self.factor + 1) / self.factor
+        y = (before[:, None] + (x - before)[:, None] * steps[None, :]).reshape(-1)  # (time * factor,)
+        self._last = float(x[-1])
+        return self.sample_rate, np.round(np.clip(y, -1.0, 1.0) * 32767).astype(np.int16)
+
+
 def playable(audio: Audio, limit: float = 1.0) -> tuple[Audio, float]:
     """Scale down a clip that would clip; return it and the gain applied (1.0 when untouched)."""
     peak = float(audio.samples.abs().max())
@@ -376,6 +412,13 @@ class CancelFlags:
             raise Cancelled(session)
 
 
+def streams(model) -> bool:
+    """Whether the studio plays ``model``'s clip while it samples the rest: the model declares
+    :class:`~workbench.models.capabilities.Streaming`, and ffmpeg is installed (Gradio encodes
+    streamed audio with it). Otherwise the clip plays when it is finished."""
+    return isinstance(model, Streaming) and shutil.which("ffmpeg") is not None
+
+
 def session_of(request) -> str:
     """The session id of a ``gr.Request`` (a fixed key when called outside a request)."""
     return getattr(request, "session_hash", None) or "local"
@@ -413,12 +456,18 @@ def with_named_inputs(names, handler):
     parameters, and names an endpoint's API parameters after them; a callback over a model's own
     list of controls (its CondSpecs) gets a signature with one parameter per control, named after
     the control (``pitch``, ``instrument``, ``seconds``...), so ``gradio_client`` callers can pass
-    them by name.
+    them by name. A generator ``handler`` (one that yields outputs as they come) stays a generator,
+    which is how Gradio knows to send each yield at once.
     """
 
-    def callback(*args):
-        *values, progress, request = args
-        return handler(values, progress, request)
+    if inspect.isgeneratorfunction(handler):
+        def callback(*args):
+            *values, progress, request = args
+            yield from handler(values, progress, request)
+    else:
+        def callback(*args):
+            *values, progress, request = args
+            return handler(values, progress, request)
 
     params = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
               for name in parameter_names(names)]

@@ -20,6 +20,7 @@ import torch
 
 import workbench.viz as viz
 from apps import common
+from workbench.audio import Audio
 from workbench.dsp.synth import hz_to_midi, midi_to_hz
 from workbench.errors import ParameterError
 from workbench.models.base import note_name
@@ -37,6 +38,9 @@ OVERRIDES = {"mel": ("pitch", "instrument", "velocity"), "f0_hz": ("pitch",), "l
 SHARED_INPUTS = ("seconds", "temperature", "seed", "extra_plot", "measure_pitch")
 #: Screen width (px) a generated-sound figure is drawn for (half the output column at 1024 px).
 PLOT_PX = 250
+#: Seconds of audio in each chunk a streaming model hands the live player: the first plays after
+#: about this much sampling, and the stream's overhead stays small against it.
+STREAM_CHUNK_SECONDS = 0.25
 HARMONIC_SHARE_HELP = "the energy at those harmonics; near 100% is a clean note, noise or another pitch lowers it"
 
 
@@ -301,52 +305,108 @@ def header(model, request: Request, temperature: float, seed: int, options: dict
     return " · ".join([f"**{title}**", *extra, f"seed {seed}"])
 
 
-def generate(label: str, model, flags: common.CancelFlags, values, progress, request):
-    """One Generate press: sample, check levels, plot, measure, fetch the real note, report speed."""
+@dataclass
+class Press:
+    """One Generate press read from the page: what to ask the model and how to show the result."""
+
+    asked: Request
+    temperature: float
+    seed: int
+    options: dict
+    view: str | None
+    measure: bool
+
+
+def read_press(model, values) -> Press:
+    """The values of a model's controls (its CondSpecs, its options, then :data:`SHARED_INPUTS`) read
+    and checked; raises ``gr.Error`` naming the control that is wrong."""
     specs = model.conditioning
     n_specs, options = len(specs), list(model.generate_options)
     cond_values = values[:n_specs]
     option_values = values[n_specs:n_specs + len(options)]
     seconds, temperature, seed, view, measure = values[n_specs + len(options):]
-    with common.user_errors():
-        seconds = number("seconds", seconds)
-        temperature = number("temperature", temperature)
-        seed = number("seed", seed, int)
-        asked = cond_from(model, specs, cond_values, seconds)
-        chosen_options = dict(zip(options, option_values))
-        session = common.session_of(request)
-        flags.reset(session)
-        callback = common.progress_callback(progress, flags, session, f"sampling {label}")
-        began = time.perf_counter()
-        audio = model.generate(1, seconds=asked.seconds, cond=asked.cond, temperature=temperature,
-                               generator=seed, progress=callback, **chosen_options)
-        took = max(time.perf_counter() - began, 1e-9)
-        played, levels = common.check_levels(audio)
-        title = header(model, asked, temperature, seed, chosen_options)
-        lines = [title]
-        lines += [f"⚠️ {note}" for note in levels.notes]
-        lines += pitch_report(audio, target_pitch(asked), bool(measure))
-        lines.append(f"generated {audio.seconds:.2f} s in **{took:.2f} s** ({audio.n_samples / took:,.0f} "
-                     f"samples/s): real-time factor **{audio.seconds / took:.3g}** (seconds of audio per "
-                     "second of compute; 1 or more keeps up with playback)")
-        fig = figure(played, label, VIEWS.get(view))
-        ref_audio, ref_fig = None, None
-        if asked.clips:  # the model was given a clip: play that beside the result
-            name = next(iter(asked.clips.values()))
-            ref = common.example_clip(name, model.sample_rate).trim(asked.seconds)
+    seconds = number("seconds", seconds)
+    temperature = number("temperature", temperature)
+    seed = number("seed", seed, int)
+    asked = cond_from(model, specs, cond_values, seconds)
+    return Press(asked, temperature, seed, dict(zip(options, option_values)), VIEWS.get(view), bool(measure))
+
+
+def sampling_args(model, press: Press, flags: common.CancelFlags, progress, request, label: str) -> dict:
+    """The keyword arguments of ``generate`` (or ``generate_stream``) for a press, with a progress
+    callback that drives the page's progress bar and honours Stop."""
+    session = common.session_of(request)
+    flags.reset(session)
+    callback = common.progress_callback(progress, flags, session, f"sampling {label}")
+    return dict(seconds=press.asked.seconds, cond=press.asked.cond, temperature=press.temperature,
+                generator=press.seed, progress=callback, **press.options)
+
+
+def report(label: str, model, press: Press, audio, took: float, first_chunk: float | None = None):
+    """The page's outputs for a finished clip: the player's audio (levels checked), its figure, the
+    reference and its figure, and the text (header, level notes, pitch, speed)."""
+    asked = press.asked
+    played, levels = common.check_levels(audio)
+    lines = [header(model, asked, press.temperature, press.seed, press.options)]
+    lines += [f"⚠️ {note}" for note in levels.notes]
+    lines += pitch_report(audio, target_pitch(asked), press.measure)
+    lines.append(f"generated {audio.seconds:.2f} s in **{took:.2f} s** ({audio.n_samples / took:,.0f} "
+                 f"samples/s): real-time factor **{audio.seconds / took:.3g}** (seconds of audio per "
+                 "second of compute; 1 or more keeps up with playback)")
+    if first_chunk is not None:
+        lines.append(f"streamed: the first {min(STREAM_CHUNK_SECONDS, audio.seconds):g} s played after "
+                     f"**{first_chunk:.2f} s**, while the rest was sampled")
+    fig = figure(played, label, press.view)
+    ref_audio, ref_fig = None, None
+    if asked.clips:  # the model was given a clip: play that beside the result
+        name = next(iter(asked.clips.values()))
+        ref = common.example_clip(name, model.sample_rate).trim(asked.seconds)
+        ref_audio = common.to_gradio(ref)
+        ref_fig = figure(ref, f"clip '{name}' (its frames were used)", press.view)
+    elif "pitch" in asked.cond and "instrument" in asked.cond:
+        cond = asked.cond
+        ref, why = common.reference_note(cond["instrument"], cond["pitch"], int(cond.get("velocity", 100)),
+                                         round(audio.seconds, 3), model.sample_rate)
+        if ref is not None:
             ref_audio = common.to_gradio(ref)
-            ref_fig = figure(ref, f"clip '{name}' (its frames were used)", VIEWS.get(view))
-        elif "pitch" in asked.cond and "instrument" in asked.cond:
-            cond = asked.cond
-            ref, why = common.reference_note(cond["instrument"], cond["pitch"], int(cond.get("velocity", 100)),
-                                             round(audio.seconds, 3), model.sample_rate)
-            if ref is not None:
-                ref_audio = common.to_gradio(ref)
-                ref_fig = figure(ref, f"real {cond['instrument']} {note_name(cond['pitch'])} (SoundFont)",
-                                 VIEWS.get(view))
-            else:
-                lines.append(f"no real note to compare: {why}")
-        return common.to_gradio(played), fig, ref_audio, ref_fig, "\n\n".join(lines)
+            ref_fig = figure(ref, f"real {cond['instrument']} {note_name(cond['pitch'])} (SoundFont)", press.view)
+        else:
+            lines.append(f"no real note to compare: {why}")
+    return common.to_gradio(played), fig, ref_audio, ref_fig, "\n\n".join(lines)
+
+
+def generate(label: str, model, flags: common.CancelFlags, values, progress, request):
+    """One Generate press: sample, check levels, plot, measure, fetch the real note, report speed."""
+    with common.user_errors():
+        press = read_press(model, values)
+        kwargs = sampling_args(model, press, flags, progress, request, label)
+        began = time.perf_counter()
+        audio = model.generate(1, **kwargs)
+        return report(label, model, press, audio, max(time.perf_counter() - began, 1e-9))
+
+
+def generate_streaming(label: str, model, flags: common.CancelFlags, values, progress, request):
+    """One Generate press on a :class:`~workbench.models.capabilities.Streaming` model: each chunk goes
+    to the live player as soon as it is sampled (the first plays while the rest is computed), then
+    the finished clip and everything :func:`generate` shows.
+
+    Yields the live player's chunk and the five outputs of :func:`generate` (skipped until the end).
+    """
+    with common.user_errors():
+        press = read_press(model, values)
+        kwargs = sampling_args(model, press, flags, progress, request, label)
+        began = time.perf_counter()
+        chunks = model.generate_stream(1, chunk_seconds=STREAM_CHUNK_SECONDS, **kwargs)
+        live = common.LiveStream(model.sample_rate)
+        yield live.start(), *(gr.skip() for _ in range(5))  # the player opens while the model samples
+        pieces, first_chunk = [], None
+        for chunk in chunks:
+            first_chunk = time.perf_counter() - began if first_chunk is None else first_chunk
+            pieces.append(chunk.samples)
+            yield live.chunk(chunk), *(gr.skip() for _ in range(5))
+        took = max(time.perf_counter() - began, 1e-9)
+        audio = Audio(torch.cat(pieces, dim=-1), model.sample_rate)
+        yield gr.skip(), *report(label, model, press, audio, took, first_chunk)
 
 
 # ---- layout ----------------------------------------------------------------------------------------------
@@ -413,7 +473,8 @@ def build(models: dict, failures: dict, flags: common.CancelFlags) -> None:
 
 
 def build_single(models: dict, flags: common.CancelFlags) -> None:
-    """One model at a time: its controls, Generate, the result beside the real note."""
+    """One model at a time: its controls, Generate, the result beside the real note; a model that
+    streams plays its first chunk in the live player while it samples the rest."""
     labels = list(models)
     with gr.Row():
         model_choice = gr.Dropdown(labels, value=labels[0], label="model", scale=1)
@@ -449,6 +510,8 @@ def build_single(models: dict, flags: common.CancelFlags) -> None:
             info = gr.Markdown("Press **Generate**.")
             with gr.Row():
                 with gr.Column(min_width=280):
+                    live_audio = gr.Audio(label="playing while it samples", streaming=True, autoplay=True,
+                                          interactive=False, visible=common.streams(models[labels[0]]))
                     out_audio = gr.Audio(label="generated", type="numpy", interactive=False)
                     out_plot = gr.Plot(label="generated", format="png", show_label=False)
                 with gr.Column(min_width=280):
@@ -461,9 +524,13 @@ def build_single(models: dict, flags: common.CancelFlags) -> None:
     for column, button in zip(per_model, buttons):
         inputs = [*column.controls, *column.options, column.seconds, column.temperature, seed, view, measure]
         names = [s.name for s in column.model.conditioning] + list(column.model.generate_options) + list(SHARED_INPUTS)
+        streaming = common.streams(column.model)
 
         def handler(values, progress, request, label=column.label, model=column.model):
             return generate(label, model, flags, values, progress, request)
+
+        def stream_handler(values, progress, request, label=column.label, model=column.model):
+            yield from generate_streaming(label, model, flags, values, progress, request)
 
         def live_handler(values, progress, request, label=column.label, model=column.model):
             *values, chosen = values
@@ -471,23 +538,41 @@ def build_single(models: dict, flags: common.CancelFlags) -> None:
                 return tuple(gr.skip() for _ in outputs)
             return generate(label, model, flags, values, progress, request)
 
+        def live_stream_handler(values, progress, request, label=column.label, model=column.model):
+            *values, chosen = values
+            if chosen != label:
+                yield tuple(gr.skip() for _ in range(len(outputs) + 1))
+                return
+            yield from generate_streaming(label, model, flags, values, progress, request)
+
         fn = common.with_named_inputs(names, handler)
-        events.append(button.click(fn, inputs, outputs, api_name=common.endpoint("generate", column.label),
-                                   concurrency_limit=1, concurrency_id="generate"))
+        api_name = common.endpoint("generate", column.label)
+        if streaming:
+            # the page's button streams into the live player; the API endpoint keeps returning the
+            # finished clip (the same five outputs for every model), from a button that is never shown
+            events.append(button.click(common.with_named_inputs(names, stream_handler), inputs,
+                                       [live_audio, *outputs], show_progress_on=outputs, api_visibility="private",
+                                       concurrency_limit=1, concurrency_id="generate"))
+            events.append(gr.Button(visible=False).click(fn, inputs, outputs, api_name=api_name,
+                                                         concurrency_limit=1, concurrency_id="generate"))
+        else:
+            events.append(button.click(fn, inputs, outputs, api_name=api_name, concurrency_limit=1,
+                                       concurrency_id="generate"))
         if column.model.interactive:  # models measured fast enough answer every control change
-            live = common.with_named_inputs([*names, "model"], live_handler)
+            live = common.with_named_inputs([*names, "model"], live_stream_handler if streaming else live_handler)
             for control in column.controls:
                 if isinstance(control, gr.Slider):
-                    events.append(control.release(live, [*inputs, model_choice], outputs,
-                                                  api_visibility="private", concurrency_limit=1,
+                    events.append(control.release(live, [*inputs, model_choice],
+                                                  [live_audio, *outputs] if streaming else outputs,
+                                                  show_progress_on=outputs, api_visibility="private", concurrency_limit=1,
                                                   concurrency_id="generate", trigger_mode="always_last"))
 
     def choose(label):
         visible = [other == label for other in labels]
         return ([gr.Column(visible=v) for v in visible] + [gr.Button(visible=v) for v in visible]
-                + [describe(models[label])])
+                + [describe(models[label]), gr.Audio(visible=common.streams(models[label]))])
 
-    model_choice.change(choose, model_choice, [*columns, *buttons, model_info], queue=False,
+    model_choice.change(choose, model_choice, [*columns, *buttons, model_info, live_audio], queue=False,
                         api_visibility="private")
 
     def stop_generation(request: gr.Request):

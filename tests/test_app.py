@@ -205,6 +205,34 @@ def test_stop_ends_a_running_generation(tiny_checkpoints):
     assert "cancelled" in outcome.get("error", ""), outcome
 
 
+def test_a_streaming_press_plays_chunks_then_shows_the_finished_clip(tiny_checkpoints):
+    model = common.load_cached(tiny_checkpoints["tiny-wavenet"])
+    calls = []
+    outputs = list(generate_tab.generate_streaming(
+        "tiny", model, common.CancelFlags(), generate_args(model, seconds=0.6, method="cached"),
+        lambda *args, **kwargs: calls.append(args), None))
+    live = [out[0] for out in outputs[:-1]]
+    # the stream opens before sampling, then one chunk per quarter second, all at the live rate
+    assert len(live) == 1 + 3 and {rate for rate, _ in live} == {common.LiveStream(model.sample_rate).sample_rate}
+    assert all(isinstance(v, dict) for out in outputs[:-1] for v in out[1:])  # gr.skip(): nothing else yet
+    final = outputs[-1]
+    rate, samples = final[1]
+    whole = model.generate(1, seconds=0.6, generator=0, method="cached",
+                           cond={"pitch": 62, "instrument": "piano", "velocity": 100})
+    assert rate == model.sample_rate and np.array_equal(samples, common.check_levels(whole)[0].to_int16(0))
+    assert "the first 0.25 s played after" in final[-1] and calls
+
+
+def test_the_live_stream_raises_the_rate_chunk_by_chunk_as_of_the_whole_clip():
+    clip = Audio(torch.sin(torch.linspace(0, 60, 1000))[None, None] * 0.5, 8000)
+    whole = common.LiveStream(8000)
+    joined = np.concatenate([common.LiveStream(8000).chunk(clip)[1]])
+    parts = [whole.chunk(Audio(clip.samples[..., i: i + 300], 8000))[1] for i in range(0, 1000, 300)]
+    assert whole.sample_rate == 48000 and len(joined) == 6 * 1000
+    assert np.array_equal(np.concatenate(parts), joined)  # no seam where one chunk meets the next
+    assert np.array_equal(joined[5::6], np.round(clip.samples[0, 0].double().numpy() * 32767).astype(np.int16))
+
+
 # ---- a launched studio, driven by gradio_client ----------------------------------------------------
 def test_phase_lab_on_an_example_clip(client):
     original_clip = common.example_clip("piano")

@@ -336,3 +336,39 @@ def test_labs_open_with_results_legible_and_unbroken(browser, studio_url, screen
     finally:
         page.close()
 
+
+
+def test_a_streaming_model_plays_its_first_chunk_while_it_samples_the_rest(browser, studio_url, screenshots):
+    """4 s from the tiny WaveNet on its PyTorch sampler (slow enough to watch), on a fresh page: the
+    live player is playing while the result and its numbers have not arrived yet, then the
+    finished 4 s clip arrives in the "generated" player."""
+    if not common.streams(create_model("wavenet", "tiny")):
+        pytest.skip("streamed audio needs ffmpeg (Gradio encodes it)")
+    page = browser.new_page(viewport=VIEWPORTS["wide"])
+    try:
+        page.goto(studio_url)
+        expect(generate_button(page)).to_be_visible(timeout=30_000)
+        choose_model(page, "tiny-wavenet")
+        torch.manual_seed(0)
+        expect(page.get_by_text(f"{create_model('wavenet', 'tiny').n_parameters:,} parameters")).to_be_visible()
+        seconds = visible(page.get_by_label("number input for seconds"))
+        seconds.fill("4")
+        seconds.press("Enter")
+        expect(seconds).to_have_value("4")
+        pick(page, "method", "cached")
+        page.get_by_label("measure the pitch of the result (pyin)").uncheck()
+        generate_button(page).click()
+        live = page.get_by_test_id("audio-player-playing while it samples")
+        expect(live).to_have_count(1, timeout=60_000)
+        live.evaluate("(a) => new Promise(done => { const check = () => (!a.paused && a.currentTime > 0) ? "
+                      "done() : setTimeout(check, 50); check(); })", timeout=120_000)
+        finished = page.get_by_text("real-time factor")
+        assert finished.count() == 0, "the clip was finished before playback started"
+        page.screenshot(path=str(screenshots / "generate-streaming.png"), full_page=True)
+        expect(finished).to_be_visible(timeout=300_000)
+        expect(page.get_by_text(re.compile(r"the first 0\.25 s played after"))).to_be_visible()
+        samples, rate = downloaded_clip(page)
+        assert rate == 8000 and len(samples) == 32000
+        print(page.get_by_text("real-time factor").inner_text())
+    finally:
+        page.close()

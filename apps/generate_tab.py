@@ -354,8 +354,9 @@ def report(label: str, model, press: Press, audio, took: float, first_chunk: flo
                  f"samples/s): real-time factor **{audio.seconds / took:.3g}** (seconds of audio per "
                  "second of compute; 1 or more keeps up with playback)")
     if first_chunk is not None:
-        lines.append(f"streamed: the first {min(STREAM_CHUNK_SECONDS, audio.seconds):g} s played after "
-                     f"**{first_chunk:.2f} s**, while the rest was sampled")
+        lines.append(f"streamed: the first {min(STREAM_CHUNK_SECONDS, audio.seconds):g} s was ready for the live "
+                     f"player after **{first_chunk:.2f} s**, while the rest was sampled (the browser starts playing "
+                     "it a moment later)")
     fig = figure(played, label, press.view)
     ref_audio, ref_fig = None, None
     if asked.clips:  # the model was given a clip: play that beside the result

@@ -220,7 +220,7 @@ def test_a_streaming_press_plays_chunks_then_shows_the_finished_clip(tiny_checkp
     whole = model.generate(1, seconds=0.6, generator=0, method="cached",
                            cond={"pitch": 62, "instrument": "piano", "velocity": 100})
     assert rate == model.sample_rate and np.array_equal(samples, common.check_levels(whole)[0].to_int16(0))
-    assert "the first 0.25 s played after" in final[-1] and calls
+    assert "the first 0.25 s was ready for the live player after" in final[-1] and calls
 
 
 def test_the_live_stream_raises_the_rate_chunk_by_chunk_as_of_the_whole_clip():

@@ -14,12 +14,14 @@ Three rules the whole studio keeps:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import html
 import inspect
 import keyword
 import math
 import os
+import queue
 import re
 import shutil
 import threading
@@ -417,6 +419,47 @@ def streams(model) -> bool:
     :class:`~workbench.models.capabilities.Streaming`, and ffmpeg is installed (Gradio encodes
     streamed audio with it). Otherwise the clip plays when it is finished."""
     return isinstance(model, Streaming) and shutil.which("ffmpeg") is not None
+
+
+#: The name of :func:`read_ahead`'s worker threads.
+READ_AHEAD_THREAD = "workbench-read-ahead"
+
+
+def read_ahead(items):
+    """Start computing the items of the iterator ``items`` in a worker thread; return an iterator
+    that yields them in order as they come.
+
+    A model's ``generate_stream`` samples a chunk when it is asked for one, and Gradio asks for
+    the next only once it has encoded and sent the last; read ahead, the model keeps sampling
+    meanwhile, so streaming does not make the whole clip later. The worker runs in a copy of the
+    caller's context (Gradio's progress bar finds its event there). An error in the worker is
+    raised by the returned iterator. To stop the worker early, make ``items`` raise (the
+    studio's progress callback raises once Stop is pressed).
+    """
+    ready: queue.Queue = queue.Queue()
+    end = object()
+
+    def work():
+        try:
+            for item in items:
+                ready.put((item, None))
+        except Exception as exc:  # handed to the consumer, which raises it
+            ready.put((None, exc))
+        finally:
+            ready.put((end, None))
+
+    threading.Thread(target=contextvars.copy_context().run, args=(work,), name=READ_AHEAD_THREAD, daemon=True).start()
+
+    def drain():
+        while True:
+            item, exc = ready.get()
+            if exc is not None:
+                raise exc
+            if item is end:
+                return
+            yield item
+
+    return drain()
 
 
 def session_of(request) -> str:

@@ -397,14 +397,18 @@ def generate_streaming(label: str, model, flags: common.CancelFlags, values, pro
         press = read_press(model, values)
         kwargs = sampling_args(model, press, flags, progress, request, label)
         began = time.perf_counter()
-        chunks = model.generate_stream(1, chunk_seconds=STREAM_CHUNK_SECONDS, **kwargs)
+        chunks = common.read_ahead(model.generate_stream(1, chunk_seconds=STREAM_CHUNK_SECONDS, **kwargs))
         live = common.LiveStream(model.sample_rate)
-        yield live.start(), *(gr.skip() for _ in range(5))  # the player opens while the model samples
         pieces, first_chunk = [], None
-        for chunk in chunks:
-            first_chunk = time.perf_counter() - began if first_chunk is None else first_chunk
-            pieces.append(chunk.samples)
-            yield live.chunk(chunk), *(gr.skip() for _ in range(5))
+        try:
+            yield live.start(), *(gr.skip() for _ in range(5))  # the player opens while the model samples
+            for chunk in chunks:
+                first_chunk = time.perf_counter() - began if first_chunk is None else first_chunk
+                pieces.append(chunk.samples)
+                yield live.chunk(chunk), *(gr.skip() for _ in range(5))
+        except GeneratorExit:  # the page stopped listening (Stop): end the sampler too
+            flags.cancel(common.session_of(request))
+            raise
         took = max(time.perf_counter() - began, 1e-9)
         audio = Audio(torch.cat(pieces, dim=-1), model.sample_rate)
         yield gr.skip(), *report(label, model, press, audio, took, first_chunk)

@@ -223,6 +223,21 @@ def test_a_streaming_press_plays_chunks_then_shows_the_finished_clip(tiny_checkp
     assert "the first 0.25 s was ready for the live player after" in final[-1] and calls
 
 
+def test_stopping_a_streaming_press_stops_its_sampler(tiny_checkpoints):
+    model = common.load_cached(tiny_checkpoints["tiny-wavenet"])
+    press = generate_tab.generate_streaming("tiny", model, common.CancelFlags(),
+                                            generate_args(model, seconds=30.0, method="cached"),
+                                            lambda *args, **kwargs: None, None)
+    next(press)  # the stream opens
+    next(press)  # the first chunk arrives; the sampler is working on the next ones
+    assert any(t.name == common.READ_AHEAD_THREAD for t in threading.enumerate())
+    press.close()  # what Gradio does when Stop cancels the event
+    deadline = time.monotonic() + 60
+    while any(t.name == common.READ_AHEAD_THREAD for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == common.READ_AHEAD_THREAD for t in threading.enumerate())
+
+
 def test_the_live_stream_raises_the_rate_chunk_by_chunk_as_of_the_whole_clip():
     clip = Audio(torch.sin(torch.linspace(0, 60, 1000))[None, None] * 0.5, 8000)
     whole = common.LiveStream(8000)

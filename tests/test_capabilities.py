@@ -15,6 +15,7 @@ from workbench.models import (
     ClipFrames,
     LatentModel,
     Speed,
+    Streaming,
     Vocoder,
     create_model,
     list_models,
@@ -37,7 +38,7 @@ def _tone(model, seconds=0.3, midi=None):
 
 
 def test_every_capability_has_a_model_that_declares_it():
-    for capability in (ClipFrames, Vocoder, LatentModel):
+    for capability in (ClipFrames, Vocoder, LatentModel, Streaming):
         assert _declaring(capability), f"no registered model declares {capability.__name__}"
 
 

@@ -1,7 +1,8 @@
 """Streaming generation: the chunks of ``generate_stream`` are ``generate``'s clip, handed over early.
 
 Parametrised over every registered model that declares :class:`Streaming` (at its tiny preset),
-so a model that declares it inherits these checks.
+so a model that declares it inherits these checks (the conformance suite of this capability, kept
+apart from tests/test_capabilities.py because it samples).
 """
 
 import pytest

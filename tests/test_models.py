@@ -186,3 +186,20 @@ def test_generate_gives_the_asked_length_or_the_declared_maximum(model):
     expected = asked if model.max_seconds is None else model.max_seconds
     assert abs(audio.n_samples - expected * model.sample_rate) <= 256  # vocoders: whole mel frames
     assert model.default_seconds > 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_keeps_the_contracts_method_signatures(name):
+    """A model may override the contract's methods but not change how they are called:
+    ``workbench evaluate`` calls ``measure()`` and ``card_summary(metrics)`` on every checkpoint."""
+    import inspect
+
+    from workbench.models import model_class
+    from workbench.models.base import Model
+
+    cls = model_class(name)
+    for method in ("measure", "card_summary", "training_step"):
+        ours = inspect.signature(getattr(Model, method)).parameters
+        theirs = inspect.signature(getattr(cls, method)).parameters
+        required = [p for p in theirs.values() if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+        assert len(required) <= len([p for p in ours.values() if p.default is p.empty]), (name, method, list(theirs))

@@ -380,7 +380,7 @@ ZOO_NOTE = (
     "sampling has one. Pitch accuracy: share of generated notes within 50 cents of the asked pitch (pYIN). "
     "Harmonic share: the share of a note's energy at the asked pitch's harmonics (100% = a clean note). "
     "Temperature: the one these numbers were measured at (the model's default). Speeds: one voice (batch 1) "
-    "on the machine that wrote the card."
+    "on the machine that wrote the card, with the CPU threads it records."
 )
 
 

@@ -268,7 +268,7 @@ class DDSP(ClipFrames, GenerativeModel):
         return out
 
     @torch.no_grad()
-    def measure(self, loudness_db: torch.Tensor, cond: dict) -> None:
+    def record_loudness(self, loudness_db: torch.Tensor, cond: dict) -> None:
         """Add the loudness curves ``(batch, frames)`` of labelled notes to the envelope buffers."""
         if not all(k in cond for k in ("instrument", "velocity", "pitch")):
             return
@@ -421,7 +421,7 @@ class DDSP(ClipFrames, GenerativeModel):
         f0 = self.training_f0(x, cond)
         ld = self.loudness(x)
         if self.training:
-            self.measure(ld, cond)
+            self.record_loudness(ld, cond)
         controls = self.get_controls(f0, ld, list(cond["instrument"]))
         y = self.get_signal(controls, x.shape[-1], generator)
         loss = multi_scale_spectral_loss(x, y, self.config.fft_sizes)

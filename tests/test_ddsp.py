@@ -74,6 +74,7 @@ def test_controls_are_positive_bounded_and_silent_above_nyquist(tiny):
     assert set(y) == {"harmonic", "noise", "dry", "audio"} and y["audio"].shape == (2, 1216)
 
 
+@pytest.mark.slow
 def test_a_few_steps_on_one_batch_lower_the_loss(tiny):
     notes = Notes(source="synth", instruments=("bright", "soft"), pitches=(60, 61), velocities=(100,),
                   seconds=0.25)
@@ -112,6 +113,7 @@ def test_shipped_checkpoint_carries_measured_envelopes(shipped):
     assert float(shipped.loudness_count.min()) >= 0 and float(shipped.loudness_count.sum()) > 50
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pitch,instrument", [(50, "piano"), (60, "flute"), (67, "strings"), (72, "trumpet")])
 def test_shipped_checkpoint_generates_the_requested_pitch(shipped, pitch, instrument):
     audio = shipped.generate(1, seconds=1.0, cond={"pitch": pitch, "instrument": instrument}, generator=0)

@@ -277,6 +277,7 @@ def test_distillation_lowers_the_divergence_and_never_trains_the_teacher(name):
 
 @pytest.mark.parametrize("name,weight,key", [("parallel_wavenet", "power_weight", "power_loss"),
                                              ("clarinet", "stft_weight", "stft_loss")])
+@pytest.mark.slow
 def test_the_spectral_loss_pulls_the_student_towards_the_real_notes(name, weight, key):
     """Trained with the spectral loss (loud, against an untrained teacher) the student ends nearer the
     real notes' spectra than trained without it."""

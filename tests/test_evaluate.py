@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from workbench.audio import Audio
@@ -67,6 +68,7 @@ def test_cards_are_measured_on_the_test_notes_and_checkpoints_chosen_on_the_vali
     assert {"pitch", "instrument", "velocity"} == set(test[0])
 
 
+@pytest.mark.slow
 def test_validation_selection_keeps_the_best_checkpoint_and_says_how_it_was_chosen(tmp_path):
     out = tmp_path / "griffinlim"
     # Griffin-Lim re-renders the real note: every validation note is at its pitch, at every step
@@ -79,6 +81,7 @@ def test_validation_selection_keeps_the_best_checkpoint_and_says_how_it_was_chos
     assert "validation" in selection["rule"] and card["steps_selected"] == 2
 
 
+@pytest.mark.slow
 def test_the_score_loop_scores_a_synthesiser_and_fluidsynth_the_same_way():
     from workbench.evaluate import score_loop
 

@@ -198,6 +198,7 @@ def trained_ada(music):
     return model.eval()
 
 
+@pytest.mark.slow
 def test_the_decoder_uses_its_codes_after_brief_training(trained_ada, music):
     """Teacher-forced level consistency: real audio costs fewer bits under its own codes than under the
     same codes shuffled in time or under another piece's codes."""

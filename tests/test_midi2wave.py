@@ -78,6 +78,7 @@ def test_another_score_changes_what_is_played():
     assert a.shape == b.shape and not torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_a_few_steps_on_a_rendered_piece_lower_the_loss(tmp_path):
     from workbench.scores import Scores, ScoreTargets, events_to_midi
 

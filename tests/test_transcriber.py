@@ -292,6 +292,7 @@ def test_the_dataset_holds_all_four_aligned_targets(folder):
     assert samples.shape == (2, 1, scores.segment) and cond["onsets"].shape == (2, 88, scores.n_frames)
 
 
+@pytest.mark.slow
 def test_a_tiny_transcriber_learns_a_short_tune(folder):
     # one 3 s segment holds the whole tune, so the clip transcribed is the clip learned from
     model = _tiny(learning_rate=5e-3, pitch_range=(58, 80), segment_seconds=3.0)

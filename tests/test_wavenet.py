@@ -105,6 +105,7 @@ def test_bad_method_is_refused():
         _tiny().generate(1, seconds=0.01, method="magic")
 
 
+@pytest.mark.slow
 def test_fast_kernel_matches_the_cached_reference_over_ten_thousand_steps():
     from workbench.models import wavenet_kernel
 
@@ -161,6 +162,7 @@ def test_source_harmonics_above_nyquist_are_silent():
     assert torch.equal(energy[[1, 2, 3, 5, 6, 7]], torch.zeros(6))
 
 
+@pytest.mark.slow
 def test_source_reaches_every_generation_path_identically():
     model = _tiny("wavenet+source", n_layers=3, residual_channels=8, gate_channels=16, skip_channels=16,
                   source_harmonics=4)
@@ -181,6 +183,7 @@ def test_source_reaches_every_generation_path_identically():
     assert not torch.allclose(a[..., 10:], b[..., 10:])
 
 
+@pytest.mark.slow
 def test_a_few_seconds_of_training_make_unprimed_notes_at_the_requested_pitch():
     from workbench.data import Notes, collate
     from workbench.metrics import cents_error, median_f0

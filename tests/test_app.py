@@ -44,7 +44,7 @@ from apps import (  # noqa: E402
 from workbench import dsp  # noqa: E402
 from workbench.audio import Audio  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
-from workbench.models import create_model, load_model  # noqa: E402
+from workbench.models import create_model, load_card, load_model  # noqa: E402
 from workbench.models.base import CondSpec  # noqa: E402
 
 AppError = gradio_client.exceptions.AppError
@@ -413,8 +413,10 @@ def surest_octave(name: str) -> tuple[dict, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", pitched_checkpoints())
+@pytest.mark.parametrize("name", [n for n in pitched_checkpoints() if load_card(n)["metrics"]["pitch_accuracy"] >= 0.95])
 def test_notes_an_octave_apart_have_f0_ratio_two(client, name):
+    """Through the studio, one draw per note: models whose card says 95% or more (a model at 93%
+    misses some draws; tests/test_cards_reproduce.py checks every card's rate on its own notes)."""
     from workbench.metrics import median_f0
 
     model = load_model(name)

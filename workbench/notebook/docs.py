@@ -77,11 +77,27 @@ def offline(page: str) -> str:
     return _NOTEBOOK_HREF.sub(r"\1\2.html\3", page)
 
 
+def _in_slices(wait):
+    """``wait`` (a channel's ``get_msg``) polled in one-second slices up to the same deadline."""
+
+    async def get_msg(timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await wait(timeout=min(1.0, left))
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return get_msg
+
+
 def _client_class():
     import nbclient
 
     class Client(nbclient.NotebookClient):
-        """nbclient, waiting on the shell channel in short slices.
+        """nbclient, waiting on the shell and IOPub channels in short slices.
 
         nbclient waits for a cell's reply with one ``poll`` as long as the cell timeout. While
         widget comm messages flow on IOPub that wake-up is sometimes lost (jupyter/nbclient#312)
@@ -91,20 +107,8 @@ def _client_class():
 
         async def async_start_new_kernel_client(self):
             kc = await super().async_start_new_kernel_client()
-            channel = kc.shell_channel
-            wait = channel.get_msg
-
-            async def get_msg(timeout=None):
-                deadline = None if timeout is None else time.monotonic() + timeout
-                while True:
-                    left = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-                    try:
-                        return await wait(timeout=min(1.0, left))
-                    except queue.Empty:
-                        if deadline is not None and time.monotonic() >= deadline:
-                            raise
-
-            channel.get_msg = get_msg
+            for channel in (kc.shell_channel, kc.iopub_channel):  # the reply, then the kernel's idle
+                channel.get_msg = _in_slices(channel.get_msg)
             return kc
 
     return Client

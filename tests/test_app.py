@@ -292,10 +292,19 @@ def test_generate_returns_the_note_and_the_real_one(client, tiny_checkpoints):
 
 
 def test_stop_button_ends_the_sessions_generation(client, tiny_checkpoints, monkeypatch):
-    stopped = threading.Event()
+    # The generation waits at its first progress report until Stop has been pressed, so the test
+    # does not race a fast model that could finish before the button reaches the server.
+    started, stopped = threading.Event(), threading.Event()
     check = common.CancelFlags.check
 
     def recording_check(self, session):
+        started.set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with self._lock:
+                if session in self._flags:
+                    break
+            time.sleep(0.01)
         try:
             check(self, session)
         except common.Cancelled:
@@ -305,9 +314,7 @@ def test_stop_button_ends_the_sessions_generation(client, tiny_checkpoints, monk
     monkeypatch.setattr(common.CancelFlags, "check", recording_check)
     model = common.load_cached(tiny_checkpoints["tiny-wavenet"])
     job = client.submit(*generate_args(model, seconds=4.0), api_name="/generate_tiny_wavenet")
-    deadline = time.monotonic() + 60
-    while not job.status().progress_data and not job.done() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert started.wait(timeout=60), "the generation never reported progress"
     assert not job.done(), "the generation finished before it could be stopped"
     client.predict(api_name="/stop_generation")
     assert stopped.wait(timeout=30)

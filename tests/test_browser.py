@@ -340,9 +340,9 @@ def test_labs_open_with_results_legible_and_unbroken(browser, studio_url, screen
 
 
 def test_a_streaming_model_plays_its_first_chunk_while_it_samples_the_rest(browser, studio_url, screenshots):
-    """4 s from the tiny WaveNet on its PyTorch sampler (slow enough to watch), on a fresh page: the
+    """2 s from the tiny WaveNet on its PyTorch sampler (slow enough to watch), on a fresh page: the
     live player is playing while the result and its numbers have not arrived yet, then the
-    finished 4 s clip arrives in the "generated" player."""
+    finished 2 s clip arrives in the "generated" player."""
     if not common.streams(create_model("wavenet", "tiny")):
         pytest.skip("streamed audio needs ffmpeg (Gradio encodes it)")
     page = browser.new_page(viewport=VIEWPORTS["wide"])
@@ -353,9 +353,9 @@ def test_a_streaming_model_plays_its_first_chunk_while_it_samples_the_rest(brows
         torch.manual_seed(0)
         expect(page.get_by_text(f"{create_model('wavenet', 'tiny').n_parameters:,} parameters")).to_be_visible()
         seconds = visible(page.get_by_label("number input for seconds"))
-        seconds.fill("4")
+        seconds.fill("2")
         seconds.press("Enter")
-        expect(seconds).to_have_value("4")
+        expect(seconds).to_have_value("2")
         pick(page, "method", "cached")
         page.get_by_label("measure the pitch of the result (pyin)").uncheck()
         generate_button(page).click()
@@ -369,6 +369,6 @@ def test_a_streaming_model_plays_its_first_chunk_while_it_samples_the_rest(brows
         expect(finished).to_be_visible(timeout=300_000)
         expect(page.get_by_text(re.compile(r"the first 0\.25 s was ready for the live player after"))).to_be_visible()
         samples, rate = downloaded_clip(page)
-        assert rate == 8000 and len(samples) == 32000
+        assert rate == 8000 and len(samples) == 16000
     finally:
         page.close()

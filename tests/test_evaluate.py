@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from workbench.audio import Audio
-from workbench.evaluate import evaluate_checkpoint, measure_pitch, pitch_grid, reconstruction_pitch
+from workbench.evaluate import (evaluate_checkpoint, measure_pitch, pitch_grid, reconstruction_pitch, reproduce_card,
+                                score_note)
 from workbench.models import create_model
 from workbench.train import train
 
@@ -29,6 +30,36 @@ def test_measure_pitch_counts_hits_within_the_tolerance():
     report = measure_pitch(model, grid, seeds=(0,))
     assert report["temperature"] == 1.0 and len(report["notes"]) == len(grid)
     assert report["pitch_accuracy"] == 1.0 and all(abs(n["cents"]) <= 50 for n in report["notes"])
+
+
+def test_each_note_of_a_measurement_can_be_drawn_again_alone():
+    torch.manual_seed(0)
+    model = create_model("wavenet", "tiny")  # untrained: its notes are noise, drawn from the seed
+    grid = pitch_grid(model, 3)
+    report = measure_pitch(model, grid, seeds=(0, 1), seconds=0.1)
+    assert len(report["notes"]) == 2 * len(grid)
+    last = report["notes"][-1]
+    again = score_note(model, last, last["seed"], 0.1, report["temperature"])
+    assert again == last
+    other_seed = score_note(model, last, 0, 0.1, report["temperature"])
+    assert other_seed["harmonic_share"] != last["harmonic_share"]
+
+
+def test_a_card_with_a_typed_number_is_caught_on_a_few_notes(tmp_path):
+    out = tmp_path / "vae"
+    train("vae", preset="tiny", steps=2, out=out, eval_every=0, checkpoint_every=2, progress=False, command="test")
+    evaluate_checkpoint(out, write_card=True)
+    measured = reproduce_card(out, max_notes=2)
+    assert all(abs(card - now) <= tol for card, now, tol in measured.values()), measured
+    card_file = out / "card.json"
+    card = json.loads(card_file.read_text())
+    card["metrics"]["harmonic_share"] = round(card["metrics"]["harmonic_share"] + 0.1, 4)  # typed
+    card["metrics"]["bits_per_item"][0] += 0.5  # and a per-item number changed
+    card_file.write_text(json.dumps(card))
+    measured = reproduce_card(out, max_notes=2)
+    wrong = {k for k, (card, now, tol) in measured.items() if abs(card - now) > tol}
+    assert wrong == {"card harmonic_share = mean of its notes", "card bits_per_sample = mean of its items",
+                     "bits_per_sample"}, measured
 
 
 def test_reconstruction_pitch_hears_what_the_decoder_rebuilds():

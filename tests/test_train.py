@@ -120,9 +120,15 @@ def test_two_process_torchrun_training(tmp_path):
     assert card["processes"] == 2 and card["steps"] == 3
 
 
-def test_cli_list_names_wavenet(capsys):
+def test_cli_list_names_each_model_with_its_aid_in_columns_that_line_up(capsys):
     assert main(["list"]) == 0
-    assert "wavenet" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["wavenet"][3] == "none" and rows["sparse_transformer"][1] == "autoregressive"
+    assert " ".join(rows["wavenet+source"][3:5]) == "oscillator source"
+    assert rows["notes_lm"][3] == "n/a"
+    starts = {line.index(line.split()[1], len(line.split()[0])) for line in lines}
+    assert len(starts) == 1  # every family starts in the same column, however long the name
 
 
 def test_cli_errors_are_one_line(capsys, run, tmp_path):

@@ -39,11 +39,17 @@ def _overrides(pairs) -> dict:
 
 def cmd_list(args) -> int:
     from .models import has_checkpoint, list_models, model_class
+    from .models.base import GenerativeModel
 
-    print(f"{'model':<16}{'family':<16}{'likelihood':<12}checkpoint")
+    rows = [("model", "family", "likelihood", "aid", "checkpoint")]
     for name in list_models():
         cls = model_class(name)
-        print(f"{name:<16}{cls.family:<16}{cls.likelihood:<12}{'yes' if has_checkpoint(name) else 'no'}")
+        aid = (cls.aid.kind if cls.aid else "none") if issubclass(cls, GenerativeModel) else "n/a"
+        rows.append((name, cls.family, cls.likelihood, aid,
+                     "yes" if has_checkpoint(name) else "no"))
+    widths = [max(len(r[i]) for r in rows) + 2 for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("".join(cell.ljust(w) for cell, w in zip(row, widths)) + row[-1])
     return 0
 
 

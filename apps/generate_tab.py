@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -286,8 +287,9 @@ def pitch_report(audio, target: tuple[float, str] | None, measure: bool) -> list
     return lines
 
 
-def header(model, request: Request, temperature: float, seed: int, options: dict) -> str:
-    """What was made, in one line: the scalar conditioning used, the clips and their notes."""
+def header(model, label: str, request: Request, temperature: float, seed: int, options: dict) -> str:
+    """What was made, in one line: by which model (its studio label: the result stays on the page when
+    another model is chosen), the scalar conditioning used, the clips and their notes."""
     parts = [f"{k} {v} ({note_name(v)})" if k == "pitch" else f"{k} {v}"
              for k, v in request.cond.items() if not isinstance(v, torch.Tensor)]
     by_clip: dict[str, list[str]] = {}
@@ -302,7 +304,7 @@ def header(model, request: Request, temperature: float, seed: int, options: dict
     title = ", ".join(parts) or model.name
     extra = [f"temperature {temperature:g}"] if model.uses_temperature else []
     extra += [f"{k} {v}" for k, v in options.items()]
-    return " · ".join([f"**{title}**", *extra, f"seed {seed}"])
+    return " · ".join([f"{label}: **{title}**", *extra, f"seed {seed}"])
 
 
 @dataclass
@@ -347,7 +349,7 @@ def report(label: str, model, press: Press, audio, took: float, first_chunk: flo
     reference and its figure, and the text (header, level notes, pitch, speed)."""
     asked = press.asked
     played, levels = common.check_levels(audio)
-    lines = [header(model, asked, press.temperature, press.seed, press.options)]
+    lines = [header(model, label, asked, press.temperature, press.seed, press.options)]
     lines += [f"⚠️ {note}" for note in levels.notes]
     lines += pitch_report(audio, target_pitch(asked), press.measure)
     lines.append(f"generated {audio.seconds:.2f} s in **{took:.2f} s** ({audio.n_samples / took:,.0f} "
@@ -477,18 +479,24 @@ def build(models: dict, failures: dict, flags: common.CancelFlags) -> None:
             compare.build(models, flags)
 
 
+def element_id(label: str) -> str:
+    """A model label as a page element id (letters, digits and dashes): ``wavenet+source`` ->
+    ``wavenet-source``; the browser tests find a model's controls by it."""
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
 def build_single(models: dict, flags: common.CancelFlags) -> None:
     """One model at a time: its controls, Generate, the result beside the real note; a model that
     streams plays its first chunk in the live player while it samples the rest."""
     labels = list(models)
     with gr.Row():
         model_choice = gr.Dropdown(labels, value=labels[0], label="model", scale=1)
-        model_info = gr.Markdown(describe(models[labels[0]]))
+        model_info = gr.Markdown(describe(models[labels[0]]), elem_id="model-info")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             columns, per_model = [], []
             for label, model in models.items():
-                with gr.Column(visible=label == labels[0]) as column:
+                with gr.Column(visible=label == labels[0], elem_id=f"model-{element_id(label)}") as column:
                     controls, note = [], None
                     for spec in model.conditioning:
                         control = control_for(spec, model)
@@ -508,8 +516,8 @@ def build_single(models: dict, flags: common.CancelFlags) -> None:
             view = gr.Radio(list(VIEWS), value="none", label="extra plot")
             measure = gr.Checkbox(True, label="measure the pitch of the result (pyin)")
             with gr.Row():
-                buttons = [gr.Button("Generate", variant="primary", visible=label == labels[0], scale=2)
-                           for label in labels]
+                buttons = [gr.Button("Generate", variant="primary", visible=label == labels[0], scale=2,
+                                     elem_id=f"generate-{element_id(label)}") for label in labels]
                 stop = gr.Button("Stop", variant="stop", scale=1)
         with gr.Column(scale=2):
             info = gr.Markdown("Press **Generate**.")

@@ -6,8 +6,14 @@ import pytest
 import torch
 
 from workbench.audio import Audio
-from workbench.evaluate import (evaluate_checkpoint, measure_pitch, pitch_grid, reconstruction_pitch, reproduce_card,
-                                score_note)
+from workbench.evaluate import (
+    evaluate_checkpoint,
+    measure_pitch,
+    pitch_grid,
+    reconstruction_pitch,
+    reproduce_card,
+    score_note,
+)
 from workbench.models import create_model
 from workbench.train import train
 

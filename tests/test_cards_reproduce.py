@@ -20,7 +20,11 @@ from workbench.models import checkpoint_dir, list_checkpoints, load_card
 
 pytestmark = pytest.mark.slow  # generates every shipped model's evaluation notes
 
-NOTES = 6  # per card: drawn again, spread over its list
+def notes_for(name: str) -> int:
+    """How many of a card's notes to draw again: 6, or 2 for a model slower than real time (its
+    harmonic share must still match within 0.02, and the per-note lists are checked in full)."""
+    return 6 if load_card(name)["metrics"].get("real_time_factor", 0) >= 1 else 2
+
 
 MEASURED = [name for name in list_checkpoints()
             if {"pitch_accuracy", "bits_per_sample"} & load_card(name).get("metrics", {}).keys()]
@@ -41,7 +45,7 @@ def test_cards_carry_no_hand_written_fields():
 
 @pytest.mark.parametrize("name", MEASURED)
 def test_card_metrics_are_reproduced_by_evaluate(name):
-    measured = reproduce_card(name, max_notes=NOTES)
+    measured = reproduce_card(name, max_notes=notes_for(name))
     assert measured, f"{name}: nothing to reproduce"
     for metric, (card_value, now, tolerance) in measured.items():
         assert abs(card_value - now) <= tolerance, (

@@ -277,3 +277,22 @@ def test_training_memory_grows_quadratically_for_dense_and_about_linearly_for_sp
     assert skipped[-1]["skipped"] and "GB" in skipped[-1]["skipped"]
     with pytest.raises(ParameterError, match="family='lstm'"):
         memory_scan([256], families=("lstm",))
+
+
+def test_card_comparison_names_the_lowest_bits_and_the_best_pitch(monkeypatch):
+    import workbench.models as models
+    from workbench.notebook.attention import card_comparison
+
+    cards = {"a": {"metrics": {"parameters": 10, "bits_per_sample": 5.0, "pitch_accuracy": 0.1, "harmonic_share": 0.2,
+                               "samples_per_second": 100.0}},
+             "b": {"metrics": {"parameters": 12, "bits_per_sample": 5.5, "pitch_accuracy": 0.4, "harmonic_share": 0.3,
+                               "samples_per_second": 900.0}}}
+    monkeypatch.setattr(models, "has_checkpoint", lambda name: name in cards)
+    monkeypatch.setattr(models, "load_card", lambda name: cards[name])
+    table, sentence = card_comparison(("a", "b", "c"))
+    text = repr(table)
+    assert "no checkpoint yet" in text and "5.5" in text and "40%" in text
+    assert sentence.startswith("lowest held-out bits: a (5.00); most notes at the asked pitch: b (40%)")
+    assert "a predicts held-out notes better than b" in sentence
+    _, alone = card_comparison(("a", "c"))
+    assert alone.startswith("fewer than two")

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ParameterError
-from .display import Text
+from .display import Table, Text
 
 #: Where ``benchmarks/memory.py`` writes its table.
 BENCHMARK_JSON = Path(__file__).resolve().parent.parent.parent / "benchmarks" / "memory.json"
@@ -336,3 +336,43 @@ def decoding_speed(model, n_samples: int, method: str, generator=0) -> float:
 __all__ = ["BENCHMARK_JSON", "FAMILIES", "decoding_speed", "growth_exponent", "memory_figure", "memory_scan",
            "memory_table", "pattern_stats", "pattern_view", "read_benchmark", "sparse_model", "sqrt_stride",
            "summarise", "training_memory"]
+
+
+# ---- the shipped models side by side -------------------------------------------------------------------
+def card_comparison(names=("sparse_transformer", "wavenet", "samplernn")) -> tuple[Table, str]:
+    """The shipped checkpoints' cards side by side (parameters, held-out bits per sample on the same
+    test notes, pitch accuracy, harmonic share, samples per second), and one sentence saying which
+    has the lowest bits and which puts the most notes at their pitch. Models without a checkpoint
+    are listed as such.
+
+    Returns
+    -------
+    (Table, sentence)
+    """
+    from ..models import has_checkpoint, load_card
+
+    rows, shipped = [], {}
+    for name in names:
+        if not has_checkpoint(name):
+            rows.append([name, "no checkpoint yet", None, None, None, None])
+            continue
+        m = load_card(name).get("metrics", {})
+        shipped[name] = m
+        rows.append([name, f"{m.get('parameters', 0):,}", m.get("bits_per_sample"),
+                     None if m.get("pitch_accuracy") is None else f"{m['pitch_accuracy']:.0%}",
+                     None if m.get("harmonic_share") is None else f"{m['harmonic_share']:.0%}",
+                     None if m.get("samples_per_second") is None else f"{m['samples_per_second']:,.0f}"])
+    table = Table(["model", "parameters", "held-out bits/sample", "pitch accuracy", "harmonic share",
+                   "samples/s"], rows,
+                  notes=["from each checkpoint's card (workbench evaluate): the same test notes for every model"])
+    with_bits = {n: m["bits_per_sample"] for n, m in shipped.items() if m.get("bits_per_sample") is not None}
+    with_pitch = {n: m["pitch_accuracy"] for n, m in shipped.items() if m.get("pitch_accuracy") is not None}
+    if len(with_bits) < 2 or len(with_pitch) < 2:
+        return table, "fewer than two of these models ship measured checkpoints: nothing to compare yet"
+    best_bits, best_pitch = min(with_bits, key=with_bits.get), max(with_pitch, key=with_pitch.get)
+    sentence = (f"lowest held-out bits: {best_bits} ({with_bits[best_bits]:.2f}); most notes at the asked pitch: "
+                f"{best_pitch} ({with_pitch[best_pitch]:.0%})")
+    if best_bits != best_pitch:
+        sentence += (f"; {best_bits} predicts held-out notes better than {best_pitch} but its own samples "
+                     f"land at the asked pitch less often ({with_pitch[best_bits]:.0%})")
+    return table, sentence

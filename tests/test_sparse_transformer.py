@@ -146,6 +146,37 @@ def test_cached_and_naive_sampling_draw_the_same_sound_under_a_seed():
     assert torch.equal(cached.samples, naive.samples)
 
 
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_the_compiled_decoder_draws_the_cached_samplers_codes_across_sliding_windows(pattern):
+    from workbench.models import transformer_kernel
+
+    if not transformer_kernel.available():
+        pytest.fail("numba (which comes with librosa) is missing: the compiled decoder cannot run")
+    model = _tiny(pattern=pattern, summary=2)
+    n_samples = 2 * model.config.context + 70  # three windows
+    cached, cached_logits = model.sample_codes(2, n_samples, COND, 0.9, torch.Generator().manual_seed(4),
+                                               method="cached", return_logits=True)
+    fast, fast_logits = model.sample_codes(2, n_samples, COND, 0.9, torch.Generator().manual_seed(4),
+                                           method="fast", return_logits=True)
+    assert torch.equal(fast, cached)
+    assert fast_logits.shape == cached_logits.shape and (fast_logits - cached_logits).abs().max() < 1e-4
+    assert model.resolve_method("auto") == "fast" and model.double().resolve_method("auto") == "cached"
+
+
+def test_the_compiled_decoder_reports_progress_and_honours_a_stop():
+    model = _tiny()
+    seen = []
+
+    def progress(done, total):
+        seen.append((done, total))
+        if done >= 512:
+            raise InterruptedError("stop")
+
+    with pytest.raises(InterruptedError):
+        model.generate(1, seconds=0.2, cond={"pitch": 62}, generator=0, method="fast", progress=progress)
+    assert seen[0] == (256, 1600) and seen[-1][0] == 512
+
+
 def test_temperature_scales_the_logits():
     model = _tiny()
     cold = model.generate(1, seconds=0.02, generator=4, temperature=0.05)

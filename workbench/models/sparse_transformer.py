@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -52,6 +53,7 @@ from torch.utils.checkpoint import checkpoint
 from ..dsp.quantise import mu_law_decode, mu_law_encode
 from ..errors import ParameterError
 from ..layers import NoteEmbedding
+from . import transformer_kernel
 from ._note import note_specs, note_tensors
 from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig, sample_categorical
 
@@ -59,7 +61,7 @@ PATTERNS = ("strided", "fixed", "dense")
 #: The head types of each pattern, in the order the layers cycle through them.
 HEAD_KINDS = {"strided": ("local", "column"), "fixed": ("block", "summary"), "dense": ("dense",)}
 KINDS = ("local", "column", "block", "summary", "dense")
-METHODS = ("cached", "naive")
+METHODS = ("auto", "fast", "cached", "naive")
 
 
 @dataclass(frozen=True)
@@ -572,22 +574,34 @@ class SparseTransformer(GenerativeModel):
                                   weight_decay=0.01)]
 
     # ---- generation -----------------------------------------------------------------------------------------
-    def _generate(self, n, seconds, cond, temperature, generator, progress, method: str = "cached"):
+    def _generate(self, n, seconds, cond, temperature, generator, progress, method: str = "auto"):
         n_samples = max(1, int(round(seconds * self.config.sample_rate)))
         codes = self.sample_codes(n, n_samples, cond, temperature, generator, progress, method)
         return mu_law_decode(codes, self.config.bits)[:, None]  # (n, 1, time)
 
+    def resolve_method(self, method: str) -> str:
+        """``auto`` -> ``fast`` (the compiled decode step) on the CPU in float32 with numba, else ``cached``."""
+        if method not in METHODS:
+            raise ParameterError(f"method={method!r} must be one of {', '.join(METHODS)}")
+        if method != "auto":
+            return method
+        fast_ok = (transformer_kernel.available() and self.device.type == "cpu"
+                   and self.token.weight.dtype == torch.float32)
+        return "fast" if fast_ok else "cached"
+
     def sample_codes(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None,
-                     method="cached", return_logits=False):
+                     method="auto", return_logits=False):
         """Draw ``n_samples`` codes per item; optionally also return every step's logits ``(n, classes, time)``.
 
         ``method="cached"`` decodes incrementally, one position per step, with each layer's keys
-        and values kept in a cache; ``"naive"`` recomputes the whole window every step. Both use
-        the windows of :meth:`window_start` and draw the same samples under the same seed.
+        and values kept in a cache; ``"fast"`` runs the same steps compiled
+        (:mod:`~workbench.models.transformer_kernel`); ``"naive"`` recomputes the whole window every
+        step. All use the windows of :meth:`window_start` and draw the same samples under the same seed.
         """
-        if method not in METHODS:
-            raise ParameterError(f"method={method!r} must be one of {', '.join(METHODS)}")
+        method = self.resolve_method(method)
         note = self.note_vector(cond, n)
+        if method == "fast":
+            return self._sample_fast(n, n_samples, note, temperature, generator, progress, return_logits)
         history = torch.full((n, n_samples + 1), self.silence, dtype=torch.long, device=self.device)
         caches, cache_start, all_logits = None, None, []
         for t in range(n_samples):
@@ -610,6 +624,44 @@ class SparseTransformer(GenerativeModel):
                 progress(t + 1, n_samples)
         codes = history[:, 1:]
         return (codes, torch.stack(all_logits, -1)) if return_logits else codes
+
+    @torch.no_grad()
+    def _sample_fast(self, n, n_samples, note, temperature, generator, progress, return_logits):
+        """The cached sampler's steps in the compiled kernel, a window at a time; the cache of each new
+        window is filled by one PyTorch forward pass, as in the cached path."""
+        c = self.config
+        decoder = transformer_kernel.FastDecoder(self)
+        # the same uniforms, in the same order, as sample_categorical draws them step by step
+        uniforms = torch.rand(n_samples, n, generator=generator, dtype=torch.float64).numpy()
+        codes = np.full((n, n_samples), self.silence, dtype=np.int64)
+        prev = np.full(n, self.silence, dtype=np.int64)
+        note_np = (np.zeros((n, c.d_model), np.float32) if note is None
+                   else np.ascontiguousarray(note.detach().to(torch.float32).cpu().numpy()))
+        logits = np.zeros((n, n_samples, self.n_classes), np.float32) if return_logits else None
+        t = 0
+        while t < n_samples:
+            start = self.window_start(t)
+            end = t + 1
+            while end < n_samples and self.window_start(end) == start:
+                end += 1
+            history = F.pad(torch.from_numpy(codes[:, :t]), (1, 0), value=self.silence)
+            caches = self._prefill(history[:, start + 1: t], note, start)
+            k = np.ascontiguousarray(torch.stack([ck for ck, _ in caches]).to(torch.float32).numpy())
+            v = np.ascontiguousarray(torch.stack([cv for _, cv in caches]).to(torch.float32).numpy())
+            while t < end:
+                stop = min(end, t + 256)
+                out = None if logits is None else np.zeros((n, stop - t, self.n_classes), np.float32)
+                decoder.run(t, stop, start, codes, prev, (k, v), note_np, c.stride, c.summary, uniforms, 0,
+                            temperature, out)
+                if out is not None:
+                    logits[:, t:stop] = out
+                t = stop
+                if progress is not None:
+                    progress(t, n_samples)
+        codes_t = torch.from_numpy(codes).to(self.device)
+        if return_logits:
+            return codes_t, torch.from_numpy(logits).permute(0, 2, 1)
+        return codes_t
 
     def _prefill(self, inputs: torch.Tensor, note, start: int) -> list:
         """A cache per layer, keys and values ``(batch, heads, context, head_dim)``, holding ``inputs``."""

@@ -13,7 +13,7 @@ from workbench.models import Streaming, Vocoder, create_model, list_models, mode
 
 #: The models whose samplers run from the start of the clip to its end and hand chunks back.
 STREAMING = {"wavenet", "wavenet+source", "wavenet_vocoder", "wavenet_mol", "wavenet_gaussian", "midi2wave",
-             "samplernn", "samplernn+source"}
+             "samplernn", "samplernn+source", "sparse_transformer"}
 #: Short clips in a few chunks: the continuous-output teachers sample slowly on the cached path.
 SECONDS, CHUNK_SECONDS = 0.06, 0.02
 DECLARING = [name for name in list_models() if issubclass(model_class(name), Streaming)]
@@ -85,6 +85,18 @@ def test_every_wavenet_sampler_streams_the_clip_it_generates(method):
     chunks = list(model.generate_stream(seconds=seconds, cond={"pitch": 63}, generator=7, method=method,
                                         chunk_seconds=seconds / 10))
     assert len(chunks) == 10
+    assert torch.equal(_joined(chunks), whole.samples)
+
+
+@pytest.mark.parametrize("method", ["fast", "cached", "naive"])
+def test_every_sparse_transformer_sampler_streams_the_clip_it_generates_across_windows(method):
+    model = _tiny("sparse_transformer")
+    n = {"fast": 2 * model.config.context + 37, "cached": model.config.context + 37, "naive": 300}[method]
+    seconds = n / model.sample_rate
+    whole = model.generate(1, seconds=seconds, cond={"pitch": 63}, generator=7, method=method)
+    chunks = list(model.generate_stream(seconds=seconds, cond={"pitch": 63}, generator=7, method=method,
+                                        chunk_seconds=100 / model.sample_rate))
+    assert [c.n_samples for c in chunks] == [100] * (n // 100) + ([n % 100] if n % 100 else [])
     assert torch.equal(_joined(chunks), whole.samples)
 
 

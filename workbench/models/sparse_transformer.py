@@ -56,6 +56,7 @@ from ..layers import NoteEmbedding
 from . import transformer_kernel
 from ._note import note_specs, note_tensors
 from .base import CondSpec, Encoding, GenerativeModel, NoteDataConfig, sample_categorical
+from .capabilities import Streaming
 
 PATTERNS = ("strided", "fixed", "dense")
 #: The head types of each pattern, in the order the layers cycle through them.
@@ -358,8 +359,9 @@ class Block(nn.Module):
         return self.finish(x, sparse_attention(q, k, v, self.kind, stride, summary))
 
 
-class SparseTransformer(GenerativeModel):
-    """A small Sparse Transformer over 8-bit mu-law codes, conditioned on the note."""
+class SparseTransformer(Streaming, GenerativeModel):
+    """A small Sparse Transformer over 8-bit mu-law codes, conditioned on the note; it streams
+    (:class:`~workbench.models.capabilities.Streaming`)."""
 
     name = "sparse_transformer"
     family = "autoregressive"
@@ -579,6 +581,12 @@ class SparseTransformer(GenerativeModel):
         codes = self.sample_codes(n, n_samples, cond, temperature, generator, progress, method)
         return mu_law_decode(codes, self.config.bits)[:, None]  # (n, 1, time)
 
+    def _generate_stream(self, n, seconds, cond, temperature, generator, progress, chunk, method: str = "auto"):
+        """:meth:`_generate` ``chunk`` samples at a time, yielding ``(n, 1, chunk)``."""
+        n_samples = max(1, int(round(seconds * self.config.sample_rate)))
+        chunks = self.code_chunks(n, n_samples, cond, temperature, generator, progress, method, chunk=chunk)
+        return (mu_law_decode(codes, self.config.bits)[:, None] for codes, _ in chunks)
+
     def resolve_method(self, method: str) -> str:
         """``auto`` -> ``fast`` (the compiled decode step) on the CPU in float32 with numba, else ``cached``."""
         if method not in METHODS:
@@ -598,12 +606,26 @@ class SparseTransformer(GenerativeModel):
         (:mod:`~workbench.models.transformer_kernel`); ``"naive"`` recomputes the whole window every
         step. All use the windows of :meth:`window_start` and draw the same samples under the same seed.
         """
+        pieces = list(self.code_chunks(n, n_samples, cond, temperature, generator, progress, method,
+                                       return_logits=return_logits))
+        codes = torch.cat([c for c, _ in pieces], dim=-1)
+        return (codes, torch.cat([lg for _, lg in pieces], dim=-1)) if return_logits else codes
+
+    def code_chunks(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None, method="auto",
+                    chunk: int | None = None, return_logits=False):
+        """:meth:`sample_codes` as an iterator of ``(codes (n, chunk), logits (n, classes, chunk) or None)``,
+        each chunk yielded as soon as it is sampled (the last may be shorter)."""
         method = self.resolve_method(method)
         note = self.note_vector(cond, n)
+        chunk = n_samples if chunk is None else chunk
         if method == "fast":
-            return self._sample_fast(n, n_samples, note, temperature, generator, progress, return_logits)
+            return self._fast_chunks(n, n_samples, note, temperature, generator, progress, chunk, return_logits)
+        return self._torch_chunks(n, n_samples, note, temperature, generator, progress, method, chunk, return_logits)
+
+    @torch.no_grad()
+    def _torch_chunks(self, n, n_samples, note, temperature, generator, progress, method, chunk, return_logits):
         history = torch.full((n, n_samples + 1), self.silence, dtype=torch.long, device=self.device)
-        caches, cache_start, all_logits = None, None, []
+        caches, cache_start, all_logits, done = None, None, [], 0
         for t in range(n_samples):
             # 1. the window that predicts sample t: inputs at positions start .. t - 1
             start = self.window_start(t)
@@ -622,11 +644,12 @@ class SparseTransformer(GenerativeModel):
                 all_logits.append(logits)
             if progress is not None and (t % 256 == 0 or t == n_samples - 1):
                 progress(t + 1, n_samples)
-        codes = history[:, 1:]
-        return (codes, torch.stack(all_logits, -1)) if return_logits else codes
+            if t + 1 - done == chunk or t == n_samples - 1:
+                yield history[:, done + 1: t + 2], (torch.stack(all_logits, -1) if return_logits else None)
+                all_logits, done = [], t + 1
 
     @torch.no_grad()
-    def _sample_fast(self, n, n_samples, note, temperature, generator, progress, return_logits):
+    def _fast_chunks(self, n, n_samples, note, temperature, generator, progress, chunk, return_logits):
         """The cached sampler's steps in the compiled kernel, a window at a time; the cache of each new
         window is filled by one PyTorch forward pass, as in the cached path."""
         c = self.config
@@ -638,30 +661,30 @@ class SparseTransformer(GenerativeModel):
         note_np = (np.zeros((n, c.d_model), np.float32) if note is None
                    else np.ascontiguousarray(note.detach().to(torch.float32).cpu().numpy()))
         logits = np.zeros((n, n_samples, self.n_classes), np.float32) if return_logits else None
-        t = 0
+        t, done, window = 0, 0, None
         while t < n_samples:
             start = self.window_start(t)
-            end = t + 1
-            while end < n_samples and self.window_start(end) == start:
-                end += 1
-            history = F.pad(torch.from_numpy(codes[:, :t]), (1, 0), value=self.silence)
-            caches = self._prefill(history[:, start + 1: t], note, start)
-            k = np.ascontiguousarray(torch.stack([ck for ck, _ in caches]).to(torch.float32).numpy())
-            v = np.ascontiguousarray(torch.stack([cv for _, cv in caches]).to(torch.float32).numpy())
-            while t < end:
-                stop = min(end, t + 256)
-                out = None if logits is None else np.zeros((n, stop - t, self.n_classes), np.float32)
-                decoder.run(t, stop, start, codes, prev, (k, v), note_np, c.stride, c.summary, uniforms, 0,
-                            temperature, out)
-                if out is not None:
-                    logits[:, t:stop] = out
-                t = stop
-                if progress is not None:
-                    progress(t, n_samples)
-        codes_t = torch.from_numpy(codes).to(self.device)
-        if return_logits:
-            return codes_t, torch.from_numpy(logits).permute(0, 2, 1)
-        return codes_t
+            if start != window:  # a new window: fill its cache from the kept inputs, in PyTorch
+                history = F.pad(torch.from_numpy(codes[:, :t]), (1, 0), value=self.silence)
+                caches = self._prefill(history[:, start + 1: t], note, start)
+                k = np.ascontiguousarray(torch.stack([ck for ck, _ in caches]).to(torch.float32).numpy())
+                v = np.ascontiguousarray(torch.stack([cv for _, cv in caches]).to(torch.float32).numpy())
+                window, end = start, t + 1
+                while end < n_samples and self.window_start(end) == start:
+                    end += 1
+            stop = min(end, t + 256, done + chunk)
+            out = None if logits is None else np.zeros((n, stop - t, self.n_classes), np.float32)
+            decoder.run(t, stop, start, codes, prev, (k, v), note_np, c.stride, c.summary, uniforms, 0,
+                        temperature, out)
+            if out is not None:
+                logits[:, t:stop] = out
+            t = stop
+            if progress is not None:
+                progress(t, n_samples)
+            if t - done == chunk or t == n_samples:
+                piece = torch.from_numpy(codes[:, done:t].copy()).to(self.device)
+                yield piece, (None if logits is None else torch.from_numpy(logits[:, done:t]).permute(0, 2, 1))
+                done = t
 
     def _prefill(self, inputs: torch.Tensor, note, start: int) -> list:
         """A cache per layer, keys and values ``(batch, heads, context, head_dim)``, holding ``inputs``."""

@@ -42,6 +42,37 @@ def test_stateful_generation_equals_teacher_forced_predictions():
     assert torch.allclose(logits, forced, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["samplernn", "samplernn+source"])
+def test_the_compiled_sampler_draws_the_pytorch_samplers_codes(name):
+    from workbench.models import samplernn_kernel
+
+    if not samplernn_kernel.available():
+        pytest.fail("numba (which comes with librosa) is missing: the compiled sampler cannot run")
+    model = _model(name)
+    n_samples = 40 * model.config.frame_size + 3  # not a whole number of frames
+    runs = {}
+    for method in ("pytorch", "fast"):
+        with torch.no_grad():
+            runs[method] = model.sample_codes(3, n_samples, _cond(3), 0.8, torch.Generator().manual_seed(2),
+                                              return_logits=True, method=method)
+    assert torch.equal(runs["fast"][0], runs["pytorch"][0])
+    assert (runs["fast"][1] - runs["pytorch"][1]).abs().max() < 1e-4
+    with torch.no_grad():  # and both are the teacher-forced predictions of the codes drawn
+        assert torch.allclose(runs["fast"][1], model(runs["fast"][0], _cond(3)), atol=1e-4)
+    assert model.resolve_method("auto") == "fast" and model.double().resolve_method("auto") == "pytorch"
+
+
+def test_the_compiled_samplers_chunks_and_progress_do_not_change_the_codes():
+    model = _model()
+    seen = []
+    whole = model.generate(1, seconds=0.2, cond={"pitch": 62}, generator=4, method="fast",
+                           progress=lambda done, total: seen.append((done, total)))
+    chunks = list(model.generate_stream(seconds=0.2, cond={"pitch": 62}, generator=4, method="fast",
+                                        chunk_seconds=0.03))
+    assert torch.equal(torch.cat([c.samples for c in chunks], dim=-1), whole.samples)
+    assert seen[0] == (512, 1600) and seen[-1] == (1600, 1600)
+
+
 def test_truncated_bptt_gives_the_same_forward_pass():
     model = _model()
     codes = torch.randint(0, 256, (2, 3 * model.config.tbptt_samples), generator=torch.Generator().manual_seed(2))

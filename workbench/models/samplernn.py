@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,9 +37,14 @@ from torch import nn
 from ..dsp.quantise import mu_law_decode, mu_law_encode
 from ..errors import ParameterError
 from ..layers import NoteEmbedding
+from . import samplernn_kernel
 from ._note import OSCILLATOR_SOURCE, harmonic_source, note_specs, note_tensors, phase_step
 from .base import Encoding, GenerativeModel, NoteDataConfig, sample_categorical
 from .capabilities import Streaming
+
+#: samplers: ``pytorch`` (the readable step loop), ``fast`` (the same steps compiled,
+#: :mod:`~workbench.models.samplernn_kernel`), ``auto`` (fast on the CPU in float32 with numba)
+METHODS = ("auto", "fast", "pytorch")
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class SampleRNN(Streaming, GenerativeModel):
     PRESETS = PRESETS
     aid_fields = ("source_harmonics",)
     notebook = "notebooks/05_autoregressive.ipynb"
+    generate_options = {"method": METHODS}
 
     def __init__(self, config: SampleRNNConfig):
         super().__init__(config)
@@ -206,22 +213,59 @@ class SampleRNN(Streaming, GenerativeModel):
 
     # ---- stateful generation ---------------------------------------------------------------------------------
     def sample_codes(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None,
-                     return_logits=False):
+                     return_logits=False, method: str = "auto"):
         """Draw codes one at a time, each tier stepping at its own clock rate."""
-        parts = list(self.code_chunks(n, n_samples, cond, temperature, generator, progress, return_logits))
+        parts = list(self.code_chunks(n, n_samples, cond, temperature, generator, progress, return_logits,
+                                      method=method))
         codes = torch.cat([codes for codes, _ in parts], dim=1)
         return (codes, torch.cat([logits for _, logits in parts], dim=-1)) if return_logits else codes
 
+    def resolve_method(self, method: str) -> str:
+        """``auto`` -> ``fast`` (the compiled sampler) on the CPU in float32 with numba, else ``pytorch``."""
+        if method not in METHODS:
+            raise ParameterError(f"method={method!r} must be one of {', '.join(METHODS)}")
+        if method != "auto":
+            return method
+        fast_ok = (samplernn_kernel.available() and self.device.type == "cpu"
+                   and self.top_in.weight.dtype == torch.float32)
+        return "fast" if fast_ok else "pytorch"
+
     def code_chunks(self, n, n_samples, cond, temperature=1.0, generator=None, progress=None,
-                    return_logits=False, chunk: int = 2048):
+                    return_logits=False, chunk: int = 2048, method: str = "auto"):
         """:meth:`sample_codes` as an iterator over chunks of ``chunk`` samples: pairs of codes
         ``(n, chunk)`` and logits ``(n, classes, chunk)`` (None unless ``return_logits``), each
         yielded as soon as it is drawn; the codes do not depend on ``chunk``."""
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ParameterError(f"chunk={chunk!r} must be a positive number of samples")
+        method = self.resolve_method(method)
         note = self.note(*note_tensors(self, cond))
         src = self.source(cond["pitch"], torch.arange(n_samples, device=self.device))
+        if method == "fast":
+            return self._fast_chunks(n, n_samples, note, src, temperature, generator, progress, return_logits, chunk)
         return self._chunks(n, n_samples, note, src, temperature, generator, progress, return_logits, chunk)
+
+    @torch.no_grad()
+    def _fast_chunks(self, n, n_samples, note, src, temperature, generator, progress, return_logits, chunk):
+        src_mid = src_mlp = None
+        if src is not None:
+            src_mid, src_mlp = self.source_mid(src), self.source_mlp(src)  # (n, time, width)
+        sampler = samplernn_kernel.FastSampler(self, n, note, src_mid, src_mlp, n_samples, generator)
+        done = 0
+        while done < n_samples:
+            end = min(n_samples, done + chunk)
+            pieces, logits, t = [], [], done
+            while t < end:  # in steps of at most 512 samples, for progress and Stop
+                stop = min(end, t + 512)
+                out = np.zeros((n, stop - t, self.n_classes), np.float32) if return_logits else None
+                pieces.append(sampler.run(t, stop, temperature, out).copy())
+                if return_logits:
+                    logits.append(torch.from_numpy(out).permute(0, 2, 1))
+                t = stop
+                if progress is not None:
+                    progress(t, n_samples)
+            codes = torch.from_numpy(np.concatenate(pieces, axis=1)).to(self.device)
+            yield codes, (torch.cat(logits, dim=-1) if return_logits else None)
+            done = end
 
     def _chunks(self, n, n_samples, note, src, temperature, generator, progress, return_logits, chunk):
         c = self.config
@@ -262,15 +306,15 @@ class SampleRNN(Streaming, GenerativeModel):
                 yield history[:, fs + t0: p + 1].clone(), torch.stack(all_logits, -1) if return_logits else None
                 all_logits = []
 
-    def _generate(self, n, seconds, cond, temperature, generator, progress):
+    def _generate(self, n, seconds, cond, temperature, generator, progress, method: str = "auto"):
         n_samples = max(1, int(round(seconds * self.sample_rate)))
-        codes = self.sample_codes(n, n_samples, cond, temperature, generator, progress)
+        codes = self.sample_codes(n, n_samples, cond, temperature, generator, progress, method=method)
         return mu_law_decode(codes, self.config.bits)[:, None]
 
-    def _generate_stream(self, n, seconds, cond, temperature, generator, progress, chunk):
+    def _generate_stream(self, n, seconds, cond, temperature, generator, progress, chunk, method: str = "auto"):
         """:meth:`_generate` ``chunk`` samples at a time, yielding ``(n, 1, chunk)``."""
         n_samples = max(1, int(round(seconds * self.sample_rate)))
-        chunks = self.code_chunks(n, n_samples, cond, temperature, generator, progress, chunk=chunk)
+        chunks = self.code_chunks(n, n_samples, cond, temperature, generator, progress, chunk=chunk, method=method)
         return (mu_law_decode(codes, self.config.bits)[:, None] for codes, _ in chunks)
 
     # ---- figure ------------------------------------------------------------------------------------------

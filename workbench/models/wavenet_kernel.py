@@ -136,8 +136,119 @@ def _kernel(t0, t1, codes, logits_out, keep_logits, prev, ring, ring_offset, rin
             prev[b] = choice
 
 
+def _kernel_voices(t0, t1, codes, logits_out, keep_logits, prev, ring, ring_offset, ring_len,
+                   dilation, conv_w, conv_b, res_w, res_b, skip_w, skip_b, head1_w, head1_b, head2_w, head2_b,
+                   embed, bias, frame_of, source, use_source, uniforms, inv_temperature):
+    """:func:`_kernel` with the voices inside each product: every weight row is read once per step
+    and used for all voices (a matrix-matrix product, where one voice is a matrix-vector one).
+    Each voice's sums run in the same order as in :func:`_kernel`, so the logits are the same
+    bit for bit. Same arguments."""
+    n_voices = codes.shape[0]
+    n_layers, n_taps, n_res, n_gate = conv_w.shape
+    half = n_gate // 2
+    n_skip = skip_w.shape[2]
+    n_classes = head2_w.shape[1]
+    h = np.empty((n_voices, n_gate), np.float32)
+    z = np.empty((n_voices, half), np.float32)
+    skip = np.empty((n_voices, n_skip), np.float32)
+    hidden = np.empty((n_voices, n_skip), np.float32)
+    out = np.empty((n_voices, n_classes), np.float32)
+    weights = np.empty(n_classes, np.float64)
+    x = np.empty((n_voices, n_res), np.float32)
+    x_next = np.empty((n_voices, n_res), np.float32)
+    scale = np.float32(math.sqrt(0.5))
+    for t in range(t0, t1):
+        column = frame_of[t]
+        for b in range(n_voices):
+            x[b, :] = embed[prev[b]]
+            skip[b, :] = 0.0
+        for layer in range(n_layers):
+            d = dilation[layer]
+            q = ring_len[layer]
+            base = ring_offset[layer]
+            for b in range(n_voices):
+                if use_source:
+                    for g in range(n_gate):
+                        h[b, g] = conv_b[layer, g] + (bias[b, layer, g, column] + source[b, layer, g, t - t0])
+                else:
+                    for g in range(n_gate):
+                        h[b, g] = conv_b[layer, g] + bias[b, layer, g, column]
+            for r in range(n_res):
+                for b in range(n_voices):
+                    xr = x[b, r]
+                    for g in range(n_gate):
+                        h[b, g] += conv_w[layer, n_taps - 1, r, g] * xr
+            for m in range(1, n_taps):
+                row = base + ((t - m * d) % q)
+                for r in range(n_res):
+                    for b in range(n_voices):
+                        xr = ring[b, row, r]
+                        for g in range(n_gate):
+                            h[b, g] += conv_w[layer, n_taps - 1 - m, r, g] * xr
+            for b in range(n_voices):
+                for j in range(half):
+                    z[b, j] = math.tanh(h[b, j]) / (np.float32(1.0) + math.exp(-h[b, half + j]))
+                for s in range(n_skip):
+                    skip[b, s] += skip_b[layer, s]
+                for r in range(n_res):
+                    x_next[b, r] = res_b[layer, r]
+            for j in range(half):
+                for b in range(n_voices):
+                    zj = z[b, j]
+                    for s in range(n_skip):
+                        skip[b, s] += skip_w[layer, j, s] * zj
+                    for r in range(n_res):
+                        x_next[b, r] += res_w[layer, j, r] * zj
+            row = base + (t % q)
+            for b in range(n_voices):
+                for r in range(n_res):
+                    ring[b, row, r] = x[b, r]
+                    x[b, r] = (x[b, r] + x_next[b, r]) * scale
+        # the output head, then each voice's draw
+        for b in range(n_voices):
+            hidden[b, :] = head1_b
+        for j in range(n_skip):
+            for b in range(n_voices):
+                v = skip[b, j]
+                if v > 0:
+                    for s in range(n_skip):
+                        hidden[b, s] += head1_w[j, s] * v
+        for b in range(n_voices):
+            out[b, :] = head2_b
+        for j in range(n_skip):
+            for b in range(n_voices):
+                v = hidden[b, j]
+                if v > 0:
+                    for c in range(n_classes):
+                        out[b, c] += head2_w[j, c] * v
+        for b in range(n_voices):
+            if keep_logits:
+                for c in range(n_classes):
+                    logits_out[b, t, c] = out[b, c]
+            top = -1e300
+            for c in range(n_classes):
+                weights[c] = np.float64(out[b, c]) * inv_temperature
+                if weights[c] > top:
+                    top = weights[c]
+            total = 0.0
+            for c in range(n_classes):
+                weights[c] = math.exp(weights[c] - top)
+                total += weights[c]
+            target = uniforms[t, b] * total
+            cumulative = 0.0
+            choice = n_classes - 1
+            for c in range(n_classes):
+                cumulative += weights[c]
+                if cumulative >= target:
+                    choice = c
+                    break
+            codes[b, t] = choice
+            prev[b] = choice
+
+
 if HAVE_NUMBA:
     _compiled = numba.njit(cache=True, fastmath=False, nogil=True)(_kernel)
+    _compiled_voices = numba.njit(cache=True, fastmath=False, nogil=True)(_kernel_voices)
 
 
 def available() -> bool:
@@ -224,7 +335,8 @@ class FastSampler:
                 with torch.no_grad():
                     source = model.layer_bias(zero, None, steps, omega)
                 source = np.ascontiguousarray(source.cpu().numpy().astype(np.float32))
-            _compiled(t0, t1, codes, logits, return_logits, prev, ring, self.ring_offset, self.ring_len,
+            kernel = _compiled if n == 1 else _compiled_voices  # voices inside the products from two up
+            kernel(t0, t1, codes, logits, return_logits, prev, ring, self.ring_offset, self.ring_len,
                       self.dilation, self.conv_w, self.conv_b, self.res_w, self.res_b, self.skip_w, self.skip_b,
                       self.head1_w, self.head1_b, self.head2_w, self.head2_b, self.embed, bias, frame_of,
                       source, omega is not None, uniforms, 1.0 / temperature)

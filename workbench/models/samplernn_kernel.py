@@ -18,26 +18,17 @@ import math
 import numpy as np
 import torch
 
-from .wavenet_kernel import HAVE_NUMBA
+from ._kernels import HAVE_NUMBA, draw, matvec
 
 if HAVE_NUMBA:
     import numba
 
 
-def _matvec(x, w, b, out):
-    """out = x @ w + b, with ``w`` stored input-major ``(in, out)``."""
-    out[:] = b
-    for i in range(w.shape[0]):
-        v = x[i]
-        for j in range(w.shape[1]):
-            out[j] += w[i, j] * v
-
-
 def _gru(x, h, w_ih, b_ih, w_hh, b_hh, gi, gh, out):
     """One ``torch.nn.GRU`` cell step: gates in the order reset, update, new; ``out`` = h'."""
     n = h.shape[0]
-    _matvec(x, w_ih, b_ih, gi)
-    _matvec(h, w_hh, b_hh, gh)
+    matvec(x, w_ih, b_ih, gi)
+    matvec(h, w_hh, b_hh, gh)
     for i in range(n):
         r = 1.0 / (1.0 + math.exp(-(gi[i] + gh[i])))
         z = 1.0 / (1.0 + math.exp(-(gi[n + i] + gh[n + i])))
@@ -76,17 +67,17 @@ def _kernel(t0, t1, history, fs, sfs, top_h, mid_h, up, cond_s, note, top_in_w, 
                 # 1. a new frame: the top GRU steps on the previous frame_size samples
                 for k in range(fs):
                     frame[k] = scale * history[b, p - fs + k] - 2.0
-                _matvec(frame[:fs], top_in_w, top_in_b, x)
+                matvec(frame[:fs], top_in_w, top_in_b, x)
                 for i in range(hidden):
                     x[i] += note[b, i]
                 _gru(x, top_h[b], top_ih_w, top_ih_b, top_hh_w, top_hh_b, gi, gh, new_h)
                 top_h[b, :] = new_h
-                _matvec(new_h, top_up_w, top_up_b, up[b])
+                matvec(new_h, top_up_w, top_up_b, up[b])
             if t % sfs == 0:
                 # 2. a new sub-frame: the mid GRU steps on the previous sub_frame_size samples + the top tier
                 for k in range(sfs):
                     frame[k] = scale * history[b, p - sfs + k] - 2.0
-                _matvec(frame[:sfs], mid_in_w, mid_in_b, x)
+                matvec(frame[:sfs], mid_in_w, mid_in_b, x)
                 j = (t % fs) // sfs
                 for i in range(hidden):
                     x[i] += up[b, j * hidden + i]
@@ -94,50 +85,33 @@ def _kernel(t0, t1, history, fs, sfs, top_h, mid_h, up, cond_s, note, top_in_w, 
                         x[i] += src_mid[b, t, i]
                 _gru(x, mid_h[b], mid_ih_w, mid_ih_b, mid_hh_w, mid_hh_b, gi, gh, new_h)
                 mid_h[b, :] = new_h
-                _matvec(new_h, mid_up_w, mid_up_b, cond_s[b])
+                matvec(new_h, mid_up_w, mid_up_b, cond_s[b])
             # 3. the MLP on the previous samples' embeddings and the mid tier's output for this sample
             for k in range(sfs):
                 code = history[b, p - sfs + k]
                 for i in range(dim):
                     e[k * dim + i] = embed[code, i]
-            _matvec(e, mlp_in_w, mlp_in_b, h)
+            matvec(e, mlp_in_w, mlp_in_b, h)
             s = t % sfs
             for i in range(n_mlp):
                 v = h[i] + cond_s[b, s * n_mlp + i]
                 if use_source:
                     v += src_mlp[b, t, i]
                 h[i] = v if v > 0 else 0.0
-            _matvec(h, mlp1_w, mlp1_b, h2)
+            matvec(h, mlp1_w, mlp1_b, h2)
             for i in range(n_mlp):
                 if h2[i] < 0:
                     h2[i] = 0.0
-            _matvec(h2, mlp2_w, mlp2_b, out)
+            matvec(h2, mlp2_w, mlp2_b, out)
             if keep_logits:
                 for c in range(n_classes):
                     logits_out[b, t - t0, c] = out[c]
             # 4. sample by inverse CDF of softmax(logits / temperature), as sample_categorical
-            best = -1e300
-            for c in range(n_classes):
-                weights[c] = np.float64(out[c]) * inv_temperature
-                if weights[c] > best:
-                    best = weights[c]
-            mass = 0.0
-            for c in range(n_classes):
-                weights[c] = math.exp(weights[c] - best)
-                mass += weights[c]
-            target = uniforms[t, b] * mass
-            cumulative = 0.0
-            choice = n_classes - 1
-            for c in range(n_classes):
-                cumulative += weights[c]
-                if cumulative >= target:
-                    choice = c
-                    break
+            choice = draw(out, weights, inv_temperature, uniforms[t, b])
             history[b, p] = choice
 
 
 if HAVE_NUMBA:
-    _matvec = numba.njit(cache=True, fastmath=False, nogil=True)(_matvec)
     _gru = numba.njit(cache=True, fastmath=False, nogil=True)(_gru)
     _compiled = numba.njit(cache=True, fastmath=False, nogil=True)(_kernel)
 

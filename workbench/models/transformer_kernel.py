@@ -20,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-from .wavenet_kernel import HAVE_NUMBA
+from ._kernels import HAVE_NUMBA, draw, matvec
 
 if HAVE_NUMBA:
     import numba
@@ -43,15 +43,6 @@ def _layer_norm(x, w, b, out):
     inv = 1.0 / math.sqrt(var + 1e-5)
     for i in range(n):
         out[i] = np.float32((x[i] - mean) * inv) * w[i] + b[i]
-
-
-def _matvec(x, w, b, out):
-    """out = x @ w + b, with ``w`` stored input-major ``(in, out)``."""
-    out[:] = b
-    for i in range(w.shape[0]):
-        v = x[i]
-        for j in range(w.shape[1]):
-            out[j] += w[i, j] * v
 
 
 def _kernel(t0, t1, start, codes, prev, logits_out, keep_logits, k_cache, v_cache, kinds, stride, summary,
@@ -91,7 +82,7 @@ def _kernel(t0, t1, start, codes, prev, logits_out, keep_logits, k_cache, v_cach
             for layer in range(n_layers):
                 # 2. pre-norm, then query, key and value of this position; keep key and value
                 _layer_norm(x, ln1_w[layer], ln1_b[layer], h)
-                _matvec(h, qkv_w[layer], qkv_b[layer], qkv)
+                matvec(h, qkv_w[layer], qkv_b[layer], qkv)
                 for hh in range(n_heads):
                     for e in range(head_dim):
                         k_cache[layer, b, hh, slot, e] = qkv[d + hh * head_dim + e]
@@ -140,48 +131,31 @@ def _kernel(t0, t1, start, codes, prev, logits_out, keep_logits, k_cache, v_cach
                             attended[q0 + e] += w * v_cache[layer, b, hh, j, e]
                         m += 1
                 # 5. the residual updates: projection, then the MLP on the normalised stream
-                _matvec(attended, proj_w[layer], proj_b[layer], delta)
+                matvec(attended, proj_w[layer], proj_b[layer], delta)
                 for i in range(d):
                     x[i] += delta[i]
                 _layer_norm(x, ln2_w[layer], ln2_b[layer], h)
-                _matvec(h, mlp1_w[layer], mlp1_b[layer], hidden)
+                matvec(h, mlp1_w[layer], mlp1_b[layer], hidden)
                 for i in range(n_mlp):  # exact GELU, as nn.GELU()
                     v = hidden[i]
                     hidden[i] = np.float32(0.5 * v * (1.0 + math.erf(v * inv_sqrt2)))
-                _matvec(hidden, mlp2_w[layer], mlp2_b[layer], delta)
+                matvec(hidden, mlp2_w[layer], mlp2_b[layer], delta)
                 for i in range(d):
                     x[i] += delta[i]
             # 6. final norm and the logits
             _layer_norm(x, lnf_w, lnf_b, h)
-            _matvec(h, head_w, head_b, out)
+            matvec(h, head_w, head_b, out)
             if keep_logits:
                 for cc in range(n_classes):
                     logits_out[b, t - t0, cc] = out[cc]
             # 7. sample by inverse CDF of softmax(logits / temperature), as sample_categorical
-            best = -1e300
-            for cc in range(n_classes):
-                weights[cc] = np.float64(out[cc]) * inv_temperature
-                if weights[cc] > best:
-                    best = weights[cc]
-            mass = 0.0
-            for cc in range(n_classes):
-                weights[cc] = math.exp(weights[cc] - best)
-                mass += weights[cc]
-            target = uniforms[t - u0, b] * mass
-            cumulative = 0.0
-            choice = n_classes - 1
-            for cc in range(n_classes):
-                cumulative += weights[cc]
-                if cumulative >= target:
-                    choice = cc
-                    break
+            choice = draw(out, weights, inv_temperature, uniforms[t - u0, b])
             codes[b, t] = choice
             prev[b] = choice
 
 
 if HAVE_NUMBA:
     _layer_norm = numba.njit(cache=True, fastmath=False, nogil=True)(_layer_norm)
-    _matvec = numba.njit(cache=True, fastmath=False, nogil=True)(_matvec)
     _compiled = numba.njit(cache=True, fastmath=False, nogil=True)(_kernel)
 
 

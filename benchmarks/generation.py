@@ -58,13 +58,15 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = one core)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument("--skip", nargs="*", default=[], metavar="SAMPLER",
+                        help="samplers to leave out (e.g. naive: minutes at batch 8)")
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.models or list_checkpoints():
         model = load_model(name)
-        for method in samplers(model):
+        for method in [m for m in samplers(model) if m not in args.skip]:
             for batch in args.batches:
                 rows.append(time_one(model, method, batch, CLIP_SECONDS[method]))
                 r = rows[-1]

@@ -109,11 +109,12 @@ def generate_button(page):
 
 
 def pick(page, label: str, option: str) -> None:
-    """Choose ``option`` in the visible dropdown labelled ``label`` (typed, then Enter)."""
+    """Choose ``option`` in the visible dropdown labelled ``label``: typed, then clicked in the list
+    (Enter would take the first match, and "vae" also matches "vqvae", listed before it)."""
     box = visible(page.get_by_label(label, exact=True))
     box.click()
     box.fill(option)
-    box.press("Enter")
+    visible(page.get_by_role("option", name=option, exact=True)).click()
     expect(box).to_have_value(option)
 
 

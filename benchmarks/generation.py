@@ -19,12 +19,13 @@ from pathlib import Path
 import torch
 
 from workbench.dsp.synth import midi_to_hz
-from workbench.models import Vocoder, list_checkpoints, load_model
+from workbench.models import Vocoder, list_checkpoints, load_model, model_class
+from workbench.models.base import GenerativeModel
 
 HERE = Path(__file__).resolve().parent
 
 #: seconds of audio per sampler (the naive sampler recomputes the receptive field each step)
-CLIP_SECONDS = {"naive": 0.1, "cached": 0.25, "fast": 1.0, "default": 1.0}
+CLIP_SECONDS = {"naive": 0.1, "cached": 0.25, "pytorch": 0.25, "fast": 1.0, "default": 1.0}
 
 
 def samplers(model) -> list[str]:
@@ -64,21 +65,23 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
-    for name in args.models or list_checkpoints():
+    audio_models = [n for n in list_checkpoints() if issubclass(model_class(n), GenerativeModel)]
+    for name in args.models or audio_models:  # not the language model of notes or the transcriber
         model = load_model(name)
         for method in [m for m in samplers(model) if m not in args.skip]:
             for batch in args.batches:
                 rows.append(time_one(model, method, batch, CLIP_SECONDS[method]))
                 r = rows[-1]
-                print(f"{r['model']:<12}{r['method']:<9}batch {r['batch']:<3}{r['samples_per_second']:>12,.0f} samples/s"
+                print(f"{r['model']:<20}{r['method']:<9}batch {r['batch']:<3}{r['samples_per_second']:>12,.0f} samples/s"
                       f"{r['real_time_factor']:>9.2f}x real time  ({r['seconds']:.2f} s clip)", flush=True)
     by_key = {(r["model"], r["method"], r["batch"]): r["samples_per_second"] for r in rows}
     ratios = {}
     for (model, method, batch), speed in by_key.items():
         if method == "fast" and (model, "cached", batch) in by_key:
             ratios[f"{model} fast/cached batch {batch}"] = round(speed / by_key[(model, "cached", batch)], 1)
-        if method == "fast" and (model, "naive", batch) in by_key:
-            ratios[f"{model} fast/naive batch {batch}"] = round(speed / by_key[(model, "naive", batch)], 1)
+        for slower in ("naive", "pytorch"):
+            if method == "fast" and (model, slower, batch) in by_key:
+                ratios[f"{model} fast/{slower} batch {batch}"] = round(speed / by_key[(model, slower, batch)], 1)
     print()
     for k, v in ratios.items():
         print(f"{k}: {v}x")

@@ -114,7 +114,11 @@ def pick(page, label: str, option: str) -> None:
     box = visible(page.get_by_label(label, exact=True))
     box.click()
     box.fill(option)
-    visible(page.get_by_role("option", name=option, exact=True)).click()
+    choices = visible(page.get_by_role("option", name=option, exact=True))
+    listbox = box.get_attribute("aria-controls")  # another dropdown's list may still be open
+    if listbox:
+        choices = page.locator(f"#{listbox}").get_by_role("option", name=option, exact=True)
+    choices.click()
     expect(box).to_have_value(option)
 
 

@@ -16,12 +16,10 @@ import math
 import numpy as np
 import torch
 
-try:
-    import numba
+from ._kernels import HAVE_NUMBA, draw
 
-    HAVE_NUMBA = True
-except ImportError:  # numba comes with librosa; without it the cached path is used
-    HAVE_NUMBA = False
+if HAVE_NUMBA:
+    import numba
 
 
 def _kernel(t0, t1, codes, logits_out, keep_logits, prev, ring, ring_offset, ring_len,
@@ -114,24 +112,8 @@ def _kernel(t0, t1, codes, logits_out, keep_logits, prev, ring, ring_offset, rin
             if keep_logits:
                 for c in range(n_classes):
                     logits_out[b, t, c] = out[c]
-            # 6. sample by inverse CDF of softmax(logits / temperature), as sample_categorical
-            top = -1e300
-            for c in range(n_classes):
-                weights[c] = np.float64(out[c]) * inv_temperature
-                if weights[c] > top:
-                    top = weights[c]
-            total = 0.0
-            for c in range(n_classes):
-                weights[c] = math.exp(weights[c] - top)
-                total += weights[c]
-            target = uniforms[t, b] * total
-            cumulative = 0.0
-            choice = n_classes - 1
-            for c in range(n_classes):
-                cumulative += weights[c]
-                if cumulative >= target:
-                    choice = c
-                    break
+            # sample by inverse CDF of softmax(logits / temperature), as sample_categorical
+            choice = draw(out, weights, inv_temperature, uniforms[t, b])
             codes[b, t] = choice
             prev[b] = choice
 
@@ -225,23 +207,8 @@ def _kernel_voices(t0, t1, codes, logits_out, keep_logits, prev, ring, ring_offs
             if keep_logits:
                 for c in range(n_classes):
                     logits_out[b, t, c] = out[b, c]
-            top = -1e300
-            for c in range(n_classes):
-                weights[c] = np.float64(out[b, c]) * inv_temperature
-                if weights[c] > top:
-                    top = weights[c]
-            total = 0.0
-            for c in range(n_classes):
-                weights[c] = math.exp(weights[c] - top)
-                total += weights[c]
-            target = uniforms[t, b] * total
-            cumulative = 0.0
-            choice = n_classes - 1
-            for c in range(n_classes):
-                cumulative += weights[c]
-                if cumulative >= target:
-                    choice = c
-                    break
+            # sample by inverse CDF of softmax(logits / temperature), as sample_categorical
+            choice = draw(out[b], weights, inv_temperature, uniforms[t, b])
             codes[b, t] = choice
             prev[b] = choice
 

@@ -674,8 +674,7 @@ class SparseTransformer(Streaming, GenerativeModel):
                     end += 1
             stop = min(end, t + 256, done + chunk)
             out = None if logits is None else np.zeros((n, stop - t, self.n_classes), np.float32)
-            decoder.run(t, stop, start, codes, prev, (k, v), note_np, c.stride, c.summary, uniforms, 0,
-                        temperature, out)
+            decoder.run(t, stop, start, codes, prev, (k, v), note_np, c.stride, c.summary, uniforms, temperature, out)
             if out is not None:
                 logits[:, t:stop] = out
             t = stop

@@ -47,13 +47,13 @@ def _layer_norm(x, w, b, out):
 
 def _kernel(t0, t1, start, codes, prev, logits_out, keep_logits, k_cache, v_cache, kinds, stride, summary,
             token, row, column, n_rows, note, ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b,
-            mlp1_w, mlp1_b, mlp2_w, mlp2_b, lnf_w, lnf_b, head_w, head_b, uniforms, u0, inv_temperature):
+            mlp1_w, mlp1_b, mlp2_w, mlp2_b, lnf_w, lnf_b, head_w, head_b, uniforms, inv_temperature):
     """Advance every voice from sample ``t0`` to ``t1`` (exclusive), all in the window that starts at
     position ``start``.
 
     Shapes (B voices, L layers, H heads, E head width, D = H * E, M mlp width, C classes, N context):
     k_cache, v_cache (L, B, H, N, E); qkv_w (L, D, 3D); proj_w (L, D, D); mlp1_w (L, D, M);
-    mlp2_w (L, M, D); head_w (D, C); note (B, D); uniforms (steps, B), row ``t - u0`` for sample t.
+    mlp2_w (L, M, D); head_w (D, C); note (B, D); uniforms (steps, B), row t for sample t.
     """
     n_voices = codes.shape[0]
     n_layers, n_heads, _, head_dim = k_cache.shape[0], k_cache.shape[2], k_cache.shape[3], k_cache.shape[4]
@@ -149,7 +149,7 @@ def _kernel(t0, t1, start, codes, prev, logits_out, keep_logits, k_cache, v_cach
                 for cc in range(n_classes):
                     logits_out[b, t - t0, cc] = out[cc]
             # 7. sample by inverse CDF of softmax(logits / temperature), as sample_categorical
-            choice = draw(out, weights, inv_temperature, uniforms[t - u0, b])
+            choice = draw(out, weights, inv_temperature, uniforms[t, b])
             codes[b, t] = choice
             prev[b] = choice
 
@@ -188,7 +188,7 @@ class FastDecoder:
         self.lnf_w, self.lnf_b = arr(model.ln_f.weight), arr(model.ln_f.bias)
         self.head_w, self.head_b = arr(model.head.weight.T), arr(model.head.bias)
 
-    def run(self, t0, t1, start, codes, prev, caches, note, stride, summary, uniforms, u0, temperature,
+    def run(self, t0, t1, start, codes, prev, caches, note, stride, summary, uniforms, temperature,
             logits_out=None):
         """Steps ``t0 .. t1 - 1`` of the window at ``start``; ``caches`` (L, B, H, N, E) numpy arrays
         (keys, values) are updated in place, ``codes`` and ``prev`` too."""
@@ -200,4 +200,4 @@ class FastDecoder:
                   self.token, self.row, self.column, self.row.shape[0], note, self.ln1_w, self.ln1_b,
                   self.qkv_w, self.qkv_b, self.proj_w, self.proj_b, self.ln2_w, self.ln2_b, self.mlp1_w,
                   self.mlp1_b, self.mlp2_w, self.mlp2_b, self.lnf_w, self.lnf_b, self.head_w, self.head_b,
-                  uniforms, u0, 1.0 / temperature)
+                  uniforms, 1.0 / temperature)
